@@ -1,0 +1,47 @@
+# Deep Learning Models: an open course.
+#   make book     build the rendered book, every chapter executed  -> _build/html/index.html
+#   make test     run the whole test suite
+#   make lab      JupyterLab on exercises/ with nbgrader's extensions (students)
+#   make release  regenerate exercises/ from solutions/ (instructors)
+# Every target creates the virtual environment .venv first if it is missing or stale.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+# TensorFlow's C++ log lines go to stderr; keep them out of the book and the graded notebooks.
+export TF_CPP_MIN_LOG_LEVEL := 3
+export PATH := $(CURDIR)/$(BIN):$(PATH)
+
+.PHONY: book test lab release lock clean help
+help:
+	@sed -n '2,6p' Makefile
+
+$(STAMP): pyproject.toml constraints.txt
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip check
+	@touch $(STAMP)
+
+book: $(STAMP)
+	$(BIN)/jupyter-book build . -W -n --keep-going
+	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: $(STAMP)
+	$(BIN)/jupyter lab --notebook-dir=exercises
+
+release: $(STAMP)
+	$(BIN)/python -m dlcourse.release
+
+# Refresh the pins after changing pyproject.toml (needs network access to PyPI).
+lock:
+	rm -rf /tmp/dlcourse-lock && $(PYTHON) -m venv /tmp/dlcourse-lock
+	/tmp/dlcourse-lock/bin/pip install --quiet --upgrade "pip>=24" && /tmp/dlcourse-lock/bin/pip install --quiet -e .
+	/tmp/dlcourse-lock/bin/pip freeze --exclude-editable --exclude dlcourse | sed '/^-e /d' > constraints.txt
+
+clean:
+	rm -rf _build
