@@ -2,7 +2,6 @@
 c = get_config()  # noqa: F821
 
 c.CourseDirectory.course_id = "dlcourse"
-c.CourseDirectory.root = "."
 # Instructor notebooks (with solutions and hidden tests) are nbgrader's "source";
 # the generated student notebooks are its "release".
 c.CourseDirectory.source_directory = "solutions"

@@ -76,3 +76,65 @@ def check_at_most(got, threshold, what: str, *, hint: str | None = None) -> None
         _fail(what, f"a number of at most {threshold}", repr(got), hint)
     if not np.isfinite(value) or value > threshold:
         _fail(what, f"at most {threshold}", f"{value:.4g}", hint)
+
+
+def _name_of(thing) -> str | None:
+    """'relu' for 'relu', keras.activations.relu or a ReLU layer; a loss's or optimizer's name."""
+    if thing is None:
+        return None
+    if isinstance(thing, str):
+        return thing.lower()
+    for attr in ("name", "__name__"):
+        value = getattr(thing, attr, None)
+        if isinstance(value, str):
+            return value.lower()
+    return type(thing).__name__.lower()
+
+
+def describe_layers(model) -> list[tuple]:
+    """A Keras model's layers as comparable tuples, however the model was written.
+
+    Each layer becomes ``(kind, details, activation)``, e.g. ``("Conv2D", (16, (2, 2), (1, 1)), "relu")``
+    or ``("MaxPooling2D", ((2, 2), (2, 2)), None)``. Input layers are skipped, and a separate
+    ``ReLU``/``Activation``/``Softmax`` layer is folded into the layer before it, so
+    ``Conv2D(16, 2, activation="relu")`` and ``Conv2D(16, 2)`` followed by ``ReLU()`` compare equal.
+    """
+    import keras
+
+    rows: list[list] = []
+    for layer in model.layers:
+        kind = type(layer).__name__
+        if isinstance(layer, keras.layers.InputLayer):
+            continue
+        if kind in ("ReLU", "Activation", "Softmax") and rows and rows[-1][2] in (None, "linear"):
+            rows[-1][2] = "relu" if kind == "ReLU" else "softmax" if kind == "Softmax" else _name_of(layer.activation)
+            continue
+        if hasattr(layer, "filters"):
+            details = (layer.filters, tuple(layer.kernel_size), tuple(layer.strides))
+        elif hasattr(layer, "pool_size"):
+            details = (tuple(layer.pool_size), tuple(layer.strides))
+        elif hasattr(layer, "units"):
+            details = (layer.units,)
+        else:
+            details = ()
+        activation = _name_of(getattr(layer, "activation", None))
+        rows.append([kind, details, activation])
+    return [tuple(r) for r in rows]
+
+
+def loss_name(model) -> str | None:
+    """The name of a compiled model's loss ('categorical_crossentropy'), however it was passed."""
+    return _name_of(getattr(model, "loss", None))
+
+
+def call(function, *args, what: str, hint: str | None = None, **kwargs):
+    """Call the student's ``function``; if it raises, fail with a message that says which call
+    crashed, the error, and a hint (the grader's feedback shows only this message, not a
+    traceback into the student's code)."""
+    try:
+        return function(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - any crash is the student's to see
+        message = f"{what}: raised {type(exc).__name__}: {exc}"
+        if hint:
+            message += f"\nHint: {hint}"
+        raise AssertionError(message) from exc

@@ -1,0 +1,70 @@
+"""``make release``: regenerate the student notebooks in exercises/ from solutions/.
+
+Runs ``nbgrader generate_assignment`` for each assignment folder in ``solutions/`` (or only those
+named on the command line). nbgrader strips the solutions and hidden tests, locks the test cells
+and records checksums, which grading later uses to detect edited test cells. It also records the
+assignment in the course's gradebook (``gradebook.db`` unless ``--db-url`` says otherwise).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def assignments(root: Path = ROOT) -> list[str]:
+    """The assignment names: the folders of ``solutions/`` that hold a notebook."""
+    source = root / "solutions"
+    return sorted(p.name for p in source.iterdir() if p.is_dir() and any(p.glob("*.ipynb")))
+
+
+def nbgrader_env() -> dict:
+    """Environment for nbgrader: this interpreter's bin first (nbgrader runs `alembic` from PATH)."""
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    return env
+
+
+def release(names: list[str] | None = None, *, root: Path = ROOT, release_dir: str | None = None,
+            db_url: str | None = None, quiet: bool = False) -> list[str]:
+    """Generate the student version of each assignment; return the names released."""
+    known = assignments(root)
+    names = names or known
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"no such assignment in solutions/: {', '.join(unknown)}; the assignments are: {', '.join(known)}")
+    for name in names:
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", name, "--force"]
+        if release_dir:
+            cmd.append(f"--CourseDirectory.release_directory={release_dir}")
+        if db_url:
+            cmd.append(f"--CourseDirectory.db_url={db_url}")
+        result = subprocess.run(cmd, cwd=root, env=nbgrader_env(), capture_output=True, text=True)
+        if result.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {name} failed:\n{result.stdout}\n{result.stderr}")
+        if not quiet:
+            print(f"released {name}: solutions/{name}/ -> {release_dir or 'exercises'}/{name}/")
+    return names
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m dlcourse.release", description=__doc__.splitlines()[0])
+    parser.add_argument("assignments", nargs="*", help="assignment names (default: all in solutions/)")
+    parser.add_argument("--db-url", help="nbgrader gradebook URL (default: the course's gradebook.db)")
+    args = parser.parse_args(argv)
+    try:
+        release(args.assignments or None, db_url=args.db_url)
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
