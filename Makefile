@@ -29,6 +29,7 @@ book: $(STAMP)
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 test: $(STAMP)
+	bash .ci/system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lab: $(STAMP)

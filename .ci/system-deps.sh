@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# System packages the test suite needs, from Debian's archive. Idempotent: installs only what is
+# missing. `make test` runs it; CI runs as root. Without root (a student's laptop), it says what
+# is missing and carries on: the tests that need those packages then fail with a clear message.
+set -euo pipefail
+# Debian package -> a command it provides (checked to decide whether to install).
+declare -A PACKAGES=(
+)
+missing=()
+for pkg in "${!PACKAGES[@]}"; do
+  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing ${missing[*]}; install them with your package manager (as root: apt-get install ${missing[*]})" >&2
+  exit 0
+fi
+echo "system-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
