@@ -5,6 +5,8 @@
 set -euo pipefail
 # Debian package -> a command it provides (checked to decide whether to install).
 declare -A PACKAGES=(
+  [chromium]=chromium
+  [chromium-driver]=chromedriver
 )
 missing=()
 for pkg in "${!PACKAGES[@]}"; do
