@@ -32,8 +32,14 @@ test: $(STAMP)
 	bash .ci/system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# nbgrader's Validate reads nbgrader_config.py from the server's working directory (here, the course
+# folder), but its assignment list reads it from the notebook directory (exercises/): putting the
+# course folder on Jupyter's config path lets both find the course's settings. LAB_ARGS adds
+# options (e.g. `make lab LAB_ARGS=--no-browser`); LAB_DIR opens another folder (the tests use a copy).
+LAB_DIR ?= exercises
 lab: $(STAMP)
-	$(BIN)/jupyter lab --notebook-dir=exercises
+	JUPYTER_CONFIG_PATH="$(CURDIR)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	  $(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(LAB_ARGS)
 
 release: $(STAMP)
 	$(BIN)/python -m dlcourse.release
