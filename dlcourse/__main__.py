@@ -1,1 +1,112 @@
-def main(): pass
+"""The ``dlcourse`` command.
+
+    dlcourse grade ASSIGNMENT --submissions DIR --out DIR [--jobs N]    grade a whole class
+    dlcourse release [ASSIGNMENT ...]                                    regenerate exercises/
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+
+def _positive(kind):
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
+        return value
+    return parse
+
+
+def _grade_parser(sub) -> None:
+    from dlcourse.grading.sandbox import Limits
+
+    d = Limits()
+    p = sub.add_parser("grade", help="grade every submission of an assignment with nbgrader, in parallel and sandboxed",
+                       description="Grade every student's submission of ASSIGNMENT with nbgrader's autograde, in "
+                                   "parallel, each in a bubblewrap sandbox; record the grades in the course's "
+                                   "gradebook; write OUT/grades.csv, OUT/feedback/<student>/<assignment>/, "
+                                   "OUT/summary.txt and OUT/scores.png.")
+    p.add_argument("assignment", help="the assignment's name (a folder of solutions/)")
+    p.add_argument("--submissions", required=True, type=Path,
+                   help="folder of submissions: <student>/<assignment>/<notebook>.ipynb (nbgrader's layout), "
+                        "<student>.zip, or <student>.ipynb")
+    p.add_argument("--out", required=True, type=Path, help="folder for grades.csv, feedback/, the report")
+    p.add_argument("--jobs", "-j", type=_positive(int), default=os.cpu_count() or 1,
+                   help="submissions graded at once (default: the number of cores, %(default)s here)")
+    p.add_argument("--course", type=Path, default=Path.cwd(),
+                   help="the course folder, with nbgrader_config.py and solutions/ (default: this folder)")
+    p.add_argument("--db-url", help="nbgrader gradebook URL, e.g. postgresql://user@host/course "
+                                    "(default: the course's, sqlite:///gradebook.db)")
+    p.add_argument("--show-hidden-tests", action="store_true",
+                   help="show the hidden tests' source in the feedback (hidden by default)")
+    p.add_argument("--force", action="store_true", help="regrade every submission, even those graded before")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="run student code WITHOUT bubblewrap (no isolation: only for code you trust)")
+    p.add_argument("--no-feedback", action="store_true", help="do not write feedback pages")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.add_argument("--cell-timeout", type=_positive(int), default=None,
+                   help=f"wall-clock seconds per cell (default: Execute.timeout of nbgrader_config.py, else {d.cell_timeout})")
+    p.add_argument("--cell-cpu", type=_positive(int), default=d.cell_cpu, help="CPU seconds per cell (default: %(default)s)")
+    p.add_argument("--notebook-timeout", type=_positive(int), default=d.notebook_timeout,
+                   help="wall-clock seconds per notebook (default: %(default)s)")
+    p.add_argument("--memory", type=_positive(float), default=d.memory / 2**30,
+                   help="memory per submission in GiB (default: %(default)s)")
+    p.add_argument("--processes", type=_positive(int), default=d.processes,
+                   help="processes and threads per submission (default: %(default)s)")
+
+
+def grade_command(args) -> int:
+    from dlcourse.grading import runner
+    from dlcourse.grading.sandbox import Limits, SandboxUnavailable
+
+    settings = runner.course_settings(args.course.resolve())
+    limits = Limits(cell_timeout=args.cell_timeout or settings.get("timeout") or Limits().cell_timeout,
+                    cell_cpu=args.cell_cpu, notebook_timeout=args.notebook_timeout,
+                    memory=int(args.memory * 2**30), processes=args.processes)
+    opts = runner.Options(assignment=args.assignment, submissions=args.submissions, out=args.out, jobs=args.jobs,
+                          course=args.course, db_url=args.db_url, use_sandbox=not args.no_sandbox,
+                          show_hidden=args.show_hidden_tests, limits=limits, force=args.force,
+                          quiet=args.quiet, feedback=not args.no_feedback)
+    if args.no_sandbox:
+        print("warning: --no-sandbox: student code runs with your permissions, with no isolation", file=sys.stderr)
+    try:
+        outcome = runner.grade(opts)
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\ninterrupted: the submissions graded so far are saved; run the same command again to resume",
+              file=sys.stderr)
+        return 130
+    print(outcome.summary)
+    print(f"\ngraded {outcome.graded}, reused {outcome.reused} earlier results, in {outcome.seconds:.0f} s")
+    print(f"grades:   {outcome.csv}\nfeedback: {args.out.resolve() / 'feedback'}\nfigure:   {outcome.figure}")
+    return 0
+
+
+def main(argv=None) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    parser = argparse.ArgumentParser(prog="dlcourse", description="Tools for the Deep Learning Models course.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _grade_parser(sub)
+    rel = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
+    rel.add_argument("assignments", nargs="*")
+    args = parser.parse_args(argv)
+    if args.command == "grade":
+        return grade_command(args)
+    from dlcourse import release
+    return release.main(args.assignments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

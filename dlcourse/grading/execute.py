@@ -1,0 +1,329 @@
+"""nbgrader's execution step, sandboxed and watched.
+
+``GuardedExecute`` replaces nbgrader's ``Execute`` preprocessor in ``Autograde``. It behaves the
+same for a well-behaved notebook, and in addition
+
+- starts the kernel through ``SandboxedKernelManager``: ``python -m dlcourse.grading.kernel``
+  inside bubblewrap, talking to the grader over Unix sockets in the sandbox's scratch folder;
+- watches the kernel while each cell runs (CPU seconds of the cell, resident memory, number of
+  processes and threads, size of the scratch folder, wall time) and kills the sandbox when a
+  limit is passed;
+- keeps at most ``Limits.output`` bytes of output (the rest is dropped, with a note);
+- when the kernel dies (killed, crashed, exited), stops executing: every test cell that did not
+  run gets an error output, so nbgrader scores it zero instead of full marks;
+- records what happened (``execution.json``) for the worker, which decides whether to grade a
+  cell as unanswered and run again.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import psutil
+from jupyter_client.manager import AsyncKernelManager
+from nbclient.util import run_sync
+from nbformat.notebooknode import NotebookNode
+from nbgrader.preprocessors import Execute
+from traitlets import Bool, Dict, Integer, List, Unicode
+
+from . import sandbox
+from .kernel import code_hash
+
+
+class SandboxedKernelManager(AsyncKernelManager):
+    """Starts ``dlcourse.grading.kernel`` in bubblewrap, over Unix sockets."""
+
+    scratch = Unicode("", help="the sandbox's scratch folder").tag(config=True)
+    log_path = Unicode("", help="where the kernel's stdout and stderr go").tag(config=True)
+    use_sandbox = Bool(True).tag(config=True)
+    guard = Dict({}, help="the guard's configuration (trusted cells, nonce, limits)").tag(config=True)
+    forbidden = List(Unicode(), help="folders that must not be visible in the sandbox").tag(config=True)
+    threads = Integer(1).tag(config=True)
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        run = Path(self.scratch) / "run"
+        run.mkdir(exist_ok=True)
+        uid = self.guard.get("uid")
+        if uid is not None:
+            os.chown(run, uid, uid)
+        os.chmod(run, 0o700)
+        self.transport = "ipc"
+        self.ip = str(run / "k")
+        self.connection_file = str(run / "connection.json")
+
+    def write_connection_file(self, **kwargs):
+        result = super().write_connection_file(**kwargs)
+        uid = self.guard.get("uid")
+        if uid is not None and os.path.exists(self.connection_file):
+            os.chown(self.connection_file, uid, uid)
+        return result
+
+    def format_kernel_cmd(self, extra_arguments=None):
+        inner = [sys.executable, "-m", "dlcourse.grading.kernel", "-f", self.connection_file,
+                 *(extra_arguments or [])]
+        if not self.use_sandbox:
+            return inner
+        scratch = Path(self.scratch)
+        env = sandbox.sandbox_env(scratch, self.threads)
+        env["DLCOURSE_GUARD_FILE"] = str(scratch / "run" / "guard.json")
+        return sandbox.bwrap_command(inner, scratch=scratch, forbidden=[Path(p) for p in self.forbidden], env=env)
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        scratch = Path(self.scratch)
+        guard_file = scratch / "run" / "guard.json"
+        guard_file.write_text(json.dumps(self.guard))
+        uid = self.guard.get("uid")
+        if uid is not None:
+            os.chown(guard_file, uid, uid)
+        os.chmod(guard_file, 0o600)
+        # The assignment's other files (data), which nbgrader put next to the notebook.
+        cwd = kw.get("cwd")
+        if cwd and Path(cwd).is_dir():
+            for item in Path(cwd).iterdir():
+                if item.is_file() and item.suffix != ".ipynb" and item.name != "timestamp.txt":
+                    target = scratch / "work" / item.name
+                    target.write_bytes(item.read_bytes())
+                    if uid is not None:
+                        os.chown(target, uid, uid)
+        log = open(self.log_path, "ab")
+        kw["stdout"] = log
+        kw["stderr"] = log
+        kw["cwd"] = str(scratch / "work") if not self.use_sandbox else str(scratch)
+        env = dict(kw.get("env") or os.environ)
+        if not self.use_sandbox:
+            env.update(sandbox.sandbox_env(scratch, self.threads))
+            env["DLCOURSE_GUARD_FILE"] = str(guard_file)
+        kw["env"] = env
+        try:
+            return await super()._async_launch_kernel(kernel_cmd, **kw)
+        finally:
+            log.close()
+
+    async def _async_interrupt_kernel(self):
+        # A signal would hit bubblewrap, not the kernel: ask the kernel itself.
+        msg = self.session.msg("interrupt_request", content={})
+        self._connect_control_socket()
+        self.session.send(self._control_socket, msg)
+
+    interrupt_kernel = _async_interrupt_kernel
+
+    @property
+    def kernel_pid(self) -> int | None:
+        provisioner = self.provisioner
+        return getattr(provisioner, "pid", None) if provisioner is not None else None
+
+
+class KernelStopped(Exception):
+    pass
+
+
+class GuardedExecute(Execute):
+    """nbgrader's Execute with a sandboxed kernel, a watchdog and an output cap."""
+
+    limits = Dict({}, help="sandbox.Limits as a dict").tag(config=True)
+    work_dir = Unicode("", help="where to write execution-<notebook>.json and kernel-<notebook>.log").tag(config=True)
+    trusted = Dict({}, help="code hash -> 'given' or 'test' for the locked code cells").tag(config=True)
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
+        super().__init__(*args, **kwargs)
+        self._limits = sandbox.Limits(**self.limits) if self.limits else sandbox.Limits()
+        self.timeout = self._limits.cell_timeout
+        self.record = {"cells": [], "stopped": None, "output_truncated": False}
+        self._output_bytes = 0
+        self._deadline = None
+        self._stopped: dict | None = None
+        self._kill_reason: str | None = None
+
+    # -- notebook ------------------------------------------------------------------------------
+    def preprocess(self, nb, resources=None, km=None):
+        self._key = (resources or {}).get("unique_key") or "notebook"
+        self._deadline = time.monotonic() + self._limits.notebook_timeout
+        try:
+            return super().preprocess(nb, resources, km)
+        finally:
+            self._write_record()
+
+    def create_kernel_manager(self):
+        km = super().create_kernel_manager()
+        if self.work_dir and isinstance(km, SandboxedKernelManager):
+            km.log_path = str(Path(self.work_dir) / f"kernel-{self._key}.log")
+        return km
+
+    def _write_record(self):
+        if self.work_dir:
+            self.record["stopped"] = self._stopped
+            Path(self.work_dir, f"execution-{self._key}.json").write_text(json.dumps(self.record, indent=1))
+
+    # -- cells ---------------------------------------------------------------------------------
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        if cell.cell_type != "code" or not cell.source.strip():
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        meta = cell.metadata.get("nbgrader", {})
+        entry = {"index": cell_index, "grade_id": meta.get("grade_id"), "hash": code_hash(cell.source)[:16],
+                 "trusted": self.trusted.get(code_hash(cell.source)), "ran": False}
+        self.record["cells"].append(entry)
+        if self._stopped is None and time.monotonic() > self._deadline:
+            self._stop(cell_index, f"the notebook ran out of time ({self._limits.notebook_timeout} s per notebook)",
+                       kill=True)
+        if self._stopped is not None:
+            self._mark_not_run(cell)
+            return cell
+        watchdog = asyncio.ensure_future(self._watch(cell_index))
+        try:
+            result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            entry["ran"] = True
+            if self._kill_reason:      # killed just as the cell ended
+                self._stop(cell_index, self._kill_reason)
+                self._mark_not_run(cell)
+            return result
+        except Exception as exc:  # noqa: BLE001 - DeadKernelError, timeouts, broken channels
+            entry["ran"] = True
+            reason = self._kill_reason or _describe_death(exc)
+            self._stop(cell_index, reason, kill=True)
+            self._mark_not_run(cell, reason)
+            return cell
+        finally:
+            watchdog.cancel()
+
+    execute_cell = run_sync(async_execute_cell)
+
+    def _stop(self, cell_index: int, reason: str, kill: bool = False):
+        if self._stopped is None:
+            self._stopped = {"index": cell_index, "reason": reason}
+        if kill:
+            self._kill()
+
+    def _kill(self):
+        pid = getattr(self.km, "kernel_pid", None) if self.km is not None else None
+        if pid:
+            try:
+                os.killpg(os.getpgid(pid), signal.SIGKILL)
+            except (ProcessLookupError, PermissionError, OSError):
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+
+    def _mark_not_run(self, cell, reason: str | None = None):
+        reason = reason or (self._stopped or {}).get("reason", "the kernel stopped")
+        if cell.cell_type == "code":
+            cell.outputs = [o for o in cell.get("outputs", []) if o.get("output_type") != "error"]
+            cell.outputs.append(NotebookNode(output_type="error", ename="NotRun",
+                                             evalue=f"this cell was not run: {reason}",
+                                             traceback=[f"NotRun: this cell was not run: {reason}"]))
+
+    async def _watch(self, cell_index: int):
+        """Kill the sandbox when the running cell passes a limit."""
+        lim = self._limits
+        pid = getattr(self.km, "kernel_pid", None)
+        if not pid:
+            return
+        try:
+            root = psutil.Process(pid)
+        except psutil.Error:
+            return
+        start_cpu = _tree_cpu(root)
+        start = time.monotonic()
+        scratch = Path(getattr(self.km, "scratch", "") or ".")
+        tick = 0
+        while True:
+            await asyncio.sleep(0.25)
+            tick += 1
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                return
+            cpu, rss, tasks = 0.0, 0, 0
+            for p in procs:
+                try:
+                    t = p.cpu_times()
+                    cpu += t.user + t.system + t.children_user + t.children_system
+                    rss += p.memory_info().rss
+                    tasks += p.num_threads()
+                except psutil.Error:
+                    pass
+            reason = None
+            if cpu - start_cpu > lim.cell_cpu:
+                reason = f"a cell used more than {lim.cell_cpu} s of CPU time"
+            elif rss > lim.memory:
+                reason = f"the notebook used more than {lim.memory / 2**30:.1f} GiB of memory"
+            elif tasks > lim.processes:
+                reason = f"the notebook started more than {lim.processes} processes and threads"
+            elif time.monotonic() - start > lim.cell_timeout + 20:
+                reason = f"a cell ran for more than {lim.cell_timeout} s and could not be interrupted"
+            elif time.monotonic() > self._deadline + 5:
+                reason = f"the notebook ran out of time ({lim.notebook_timeout} s per notebook)"
+            elif tick % 8 == 0 and _folder_size(scratch, lim.scratch) > lim.scratch:
+                reason = f"the notebook wrote more than {lim.scratch / 2**20:.0f} MiB of files"
+            if reason:
+                self._kill_reason = reason
+                self._kill()
+                return
+
+    # -- outputs -------------------------------------------------------------------------------
+    def output(self, outs, msg, display_id, cell_index):
+        size = len(json.dumps(msg.get("content", {}), default=str))
+        self._output_bytes += size
+        if self._output_bytes > self._limits.output:
+            if not self.record["output_truncated"]:
+                self.record["output_truncated"] = True
+                note = NotebookNode(output_type="stream", name="stdout",
+                                    text=f"\n[output truncated: more than {self._limits.output // 1024} KiB]\n")
+                outs.append(note)
+            return None
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def _describe_death(exc: BaseException) -> str:
+    name = type(exc).__name__
+    if name == "DeadKernelError":
+        return "the kernel died (the code exited or crashed Python)"
+    if "Timeout" in name:
+        return "a cell stopped responding"
+    return f"the kernel stopped ({name}: {exc})"
+
+
+def _tree_cpu(root) -> float:
+    total = 0.0
+    try:
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    for p in procs:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system + t.children_user + t.children_system
+        except psutil.Error:
+            pass
+    return total
+
+
+def _folder_size(path: Path, cap: int) -> int:
+    total, seen = 0, 0
+    stack = [path]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    seen += 1
+                    if seen > 200_000:
+                        return cap + 1
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(Path(entry.path))
+                        else:
+                            total += entry.stat(follow_symlinks=False).st_blocks * 512
+                    except OSError:
+                        pass
+        except OSError:
+            pass
+        if total > cap:
+            return total
+    return total

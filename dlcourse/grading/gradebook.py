@@ -1,0 +1,107 @@
+"""The course's nbgrader gradebook: merging the workers' results, and exporting grades.
+
+Only the main process writes here, one submission at a time, so SQLite is safe; any ``db_url``
+nbgrader supports (PostgreSQL, say) works the same. Merging touches only what autograding owns
+(``auto_score``, ``auto_comment``, ``needs_manual_grade`` while no manual grade exists, the
+timestamp): manual grades, manual comments and extra credit from the formgrader are kept, so
+re-running is idempotent and regrading never loses the instructor's work.
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+from nbgrader.api import Gradebook, MissingEntry
+
+EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                  "raw_score", "late_submission_penalty", "score", "max_score"]
+
+
+def open_gradebook(db_url: str, course_id: str) -> Gradebook:
+    return Gradebook(db_url, course_id)
+
+
+def roster(db_url: str, course_id: str) -> list[str]:
+    with open_gradebook(db_url, course_id) as gb:
+        return [s.id for s in gb.students]
+
+
+def has_assignment(db_url: str, course_id: str, assignment: str) -> bool:
+    with open_gradebook(db_url, course_id) as gb:
+        try:
+            gb.find_assignment(assignment)
+            return True
+        except MissingEntry:
+            return False
+
+
+def merge(gb: Gradebook, assignment: str, student: str, result: dict | None) -> None:
+    """Record one student's autograded scores. ``result`` None: a submission that could not be
+    graded at all (unreadable notebook): every grade is an automatic zero, as nbgrader does for
+    a missing notebook."""
+    gb.update_or_create_student(student)
+    timestamp = None
+    if result and result.get("timestamp"):
+        try:
+            timestamp = datetime.fromisoformat(result["timestamp"])
+        except ValueError:
+            timestamp = None
+    if timestamp is not None:
+        sub = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
+    else:
+        sub = gb.update_or_create_submission(assignment, student)
+    scores = (result or {}).get("scores", {})
+    for nb in sub.notebooks:
+        got = scores.get(nb.name)
+        for grade in nb.grades:
+            auto = (got or {}).get("grades", {}).get(grade.name)
+            if auto is None:
+                grade.auto_score = 0.0
+                if grade.manual_score is None:
+                    grade.needs_manual_grade = False
+                continue
+            grade.auto_score = auto["auto_score"]
+            grade.needs_manual_grade = bool(auto["needs_manual_grade"]) and grade.manual_score is None
+        for comment in nb.comments:
+            text = (got or {}).get("comments", {}).get(comment.name)
+            comment.auto_comment = text
+    gb.db.commit()
+
+
+def export_rows(gb: Gradebook, assignment: str, students: list[str]) -> dict[str, dict]:
+    """nbgrader's CSV export columns for each student, plus the score of every graded cell."""
+    a = gb.find_assignment(assignment)
+    rows = {}
+    for sid in students:
+        try:
+            student = gb.find_student(sid)
+            names = (student.last_name, student.first_name, student.email)
+        except MissingEntry:
+            names = (None, None, None)
+        row = {"assignment": assignment, "duedate": a.duedate, "student_id": sid,
+               "last_name": names[0], "first_name": names[1], "email": names[2], "max_score": a.max_score}
+        cells = {}
+        try:
+            sub = gb.find_submission(assignment, sid)
+        except MissingEntry:
+            row.update(timestamp="", raw_score=0.0, late_submission_penalty=0.0, score=0.0)
+        else:
+            penalty = sub.late_submission_penalty
+            row.update(timestamp=sub.timestamp, raw_score=sub.score, late_submission_penalty=penalty,
+                       score=max(0.0, sub.score - penalty))
+            for nb in sub.notebooks:
+                for grade in nb.grades:
+                    cells[grade.name] = (grade.score, grade.max_score, grade.needs_manual_grade)
+        rows[sid] = {"export": {k: ("" if row.get(k) is None else row.get(k)) for k in EXPORT_COLUMNS},
+                     "cells": cells}
+    return rows
+
+
+def graded_cells(gb: Gradebook, assignment: str) -> list[tuple[str, str, float, bool]]:
+    """(notebook, grade_id, max points, autograded?) of every graded cell, in notebook order."""
+    a = gb.find_assignment(assignment)
+    out = []
+    for nb in a.notebooks:
+        order = {c.name: i for i, c in enumerate(nb.source_cells)}
+        for cell in sorted(nb.grade_cells, key=lambda c: order.get(c.name, 0)):
+            out.append((nb.name, cell.name, float(cell.max_score), cell.cell_type == "code"))
+    return out

@@ -1,0 +1,426 @@
+"""``dlcourse grade``: grade a whole class, in parallel, sandboxed, into the course's gradebook.
+
+1. A *template* course is made once per run: the assignment's instructor notebook released by
+   ``nbgrader generate_assignment`` into a throwaway gradebook. It gives the released notebook
+   (to rebuild submissions from) and the locked cells (which the guard trusts).
+2. Each submission is found, rebuilt from the release (:mod:`~dlcourse.grading.intake`) and handed
+   to a worker process (:mod:`~dlcourse.grading.worker`), at most ``jobs`` at a time. A worker
+   grades in its own copy of the template gradebook, so no two processes write one SQLite file.
+3. As each worker finishes, this process alone merges its result into the course's gradebook
+   (:mod:`~dlcourse.grading.gradebook`) and copies the autograded notebook to
+   ``<course>/autograded/`` for the formgrader.
+4. Feedback pages, ``grades.csv``, the summary table and the figure are written last.
+
+Every worker's result is kept in ``OUT/.work/<student>/result.json`` with a key made of the
+rebuilt notebook, the assignment and the limits: a second run reuses it (re-running is cheap and
+idempotent), and a run that was interrupted resumes with the students it had not finished.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import nbformat
+
+from . import feedback as fb
+from . import gradebook as gbm
+from . import intake, report, sandbox
+from .kernel import code_hash
+
+GRADER_VERSION = "1"
+
+
+@dataclass
+class Options:
+    assignment: str
+    submissions: Path
+    out: Path
+    jobs: int = 0
+    course: Path = field(default_factory=Path.cwd)
+    db_url: str | None = None
+    use_sandbox: bool = True
+    show_hidden: bool = False
+    limits: sandbox.Limits = field(default_factory=sandbox.Limits)
+    force: bool = False
+    quiet: bool = False
+    feedback: bool = True
+    max_reruns: int = 4
+
+
+@dataclass
+class Outcome:
+    rows: list[dict]
+    summary: str
+    csv: Path
+    figure: Path
+    graded: int
+    reused: int
+    seconds: float
+
+
+def _nbgrader_env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+    return env
+
+
+def course_settings(course: Path) -> dict:
+    """source/release folders, course id and gradebook URL from the course's nbgrader_config.py."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = Config()
+    path = course / "nbgrader_config.py"
+    if path.exists():
+        cfg = PyFileConfigLoader(path.name, path=str(course)).load_config()
+    cd = cfg.get("CourseDirectory", {})
+    return {"source": cd.get("source_directory", "source"), "release": cd.get("release_directory", "release"),
+            "course_id": cd.get("course_id", "default_course"),
+            "db_url": cd.get("db_url", f"sqlite:///{course / 'gradebook.db'}"),
+            "config": path if path.exists() else None,
+            "timeout": cfg.get("Execute", {}).get("timeout")}
+
+
+class Progress:
+    def __init__(self, total: int, quiet: bool):
+        self.total, self.done, self.quiet = total, 0, quiet
+        self.tty = sys.stderr.isatty()
+        self.start = time.monotonic()
+
+    def update(self, student: str, text: str):
+        self.done += 1
+        if self.quiet:
+            return
+        elapsed = time.monotonic() - self.start
+        eta = elapsed / self.done * (self.total - self.done)
+        width = 30
+        filled = int(width * self.done / max(self.total, 1))
+        bar = "#" * filled + "." * (width - filled)
+        line = f"[{bar}] {self.done}/{self.total}  {student}: {text}  ({elapsed:.0f} s, about {eta:.0f} s left)"
+        if self.tty:
+            sys.stderr.write("\r\x1b[K" + line[:200])
+            if self.done == self.total:
+                sys.stderr.write("\n")
+        else:
+            sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+
+
+def make_template(opts: Options, settings: dict, work: Path) -> dict:
+    """Release the assignment into a throwaway course; return what grading needs from it."""
+    src = opts.course / settings["source"] / opts.assignment
+    if not src.is_dir() or not any(src.glob("*.ipynb")):
+        known = sorted(p.name for p in (opts.course / settings["source"]).iterdir()
+                       if p.is_dir() and any(p.glob("*.ipynb"))) if (opts.course / settings["source"]).is_dir() else []
+        raise ValueError(f"assignment: expected one of {', '.join(known) or '(none)'} "
+                         f"(folders of {opts.course / settings['source']}), got {opts.assignment!r}")
+    key = intake.digest(*(p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()),
+                        (settings["config"].read_bytes() if settings["config"] else b""), GRADER_VERSION)[:16]
+    tmpl = work / "_template" / key
+    if not (tmpl / "ok").exists():
+        if tmpl.exists():
+            shutil.rmtree(tmpl)
+        (tmpl / "source").mkdir(parents=True)
+        shutil.copytree(src, tmpl / "source" / opts.assignment,
+                        ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
+        if settings["config"]:
+            shutil.copy(settings["config"], tmpl / "nbgrader_config.py")
+        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", opts.assignment, "--force",
+               "--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release",
+               f"--CourseDirectory.db_url=sqlite:///{tmpl / 'gradebook.db'}"]
+        proc = subprocess.run(cmd, cwd=tmpl, env=_nbgrader_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"nbgrader generate_assignment {opts.assignment} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        (tmpl / "ok").write_text("")
+    release = {p.stem: nbformat.read(p, as_version=4) for p in sorted((tmpl / "release" / opts.assignment).glob("*.ipynb"))}
+    source = {p.stem: nbformat.read(p, as_version=4) for p in sorted((tmpl / "source" / opts.assignment).glob("*.ipynb"))}
+    trusted: dict[str, str] = {}
+    secret_lines: list[str] = []
+    from nbgrader.api import Gradebook
+    with Gradebook(f"sqlite:///{tmpl / 'gradebook.db'}") as gb:
+        for nb in gb.find_assignment(opts.assignment).notebooks:
+            for cell in nb.source_cells:
+                if cell.cell_type == "code" and cell.locked:
+                    graded = any(g.name == cell.name for g in nb.grade_cells)
+                    trusted[code_hash(cell.source)] = "test" if graded else "given"
+                    secret_lines += fb.hidden_lines(cell.source)
+    stubs = {name: {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
+                    if intake.is_answer_cell(c)} for name, nb in release.items()}
+    cells = []
+    for name, nb in source.items():
+        for c in nb.cells:
+            meta = c.metadata.get("nbgrader", {})
+            if meta.get("grade"):
+                cells.append((name, meta["grade_id"], float(meta.get("points", 0)), not meta.get("solution", False)))
+    return {"dir": tmpl, "key": key, "release": release, "trusted": trusted, "stubs": stubs, "cells": cells,
+            "secret_lines": sorted(set(secret_lines))}
+
+
+def ensure_assignment(opts: Options, settings: dict, db_url: str, tmpl: dict) -> None:
+    if gbm.has_assignment(db_url, settings["course_id"], opts.assignment):
+        return
+    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", opts.assignment, "--force",
+           "--CourseDirectory.source_directory=source", f"--CourseDirectory.release_directory=release-course",
+           f"--CourseDirectory.db_url={db_url}", f"--CourseDirectory.course_id={settings['course_id']}"]
+    proc = subprocess.run(cmd, cwd=tmpl["dir"], env=_nbgrader_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"could not add {opts.assignment} to the gradebook {db_url}:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+
+
+def grade(opts: Options) -> Outcome:
+    t0 = time.monotonic()
+    import warnings
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader's own, harmless
+    # nbgrader's Gradebook runs `alembic` from PATH: this interpreter's bin first.
+    bin_dir = str(Path(sys.executable).parent)
+    if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:
+        os.environ["PATH"] = bin_dir + os.pathsep + os.environ.get("PATH", "")
+    opts.course = opts.course.resolve()
+    opts.out = opts.out.resolve()
+    opts.submissions = opts.submissions.resolve()
+    if opts.use_sandbox:
+        sandbox.check_sandbox()
+    jobs = opts.jobs or os.cpu_count() or 1
+    settings = course_settings(opts.course)
+    db_url = opts.db_url or settings["db_url"]
+    if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
+        db_url = f"sqlite:///{(opts.course / db_url[len('sqlite:///'):]).resolve()}"
+    work = opts.out / ".work"
+    work.mkdir(parents=True, exist_ok=True)
+    tmpl = make_template(opts, settings, work)
+    ensure_assignment(opts, settings, db_url, tmpl)
+    names = list(tmpl["release"])
+    subs = intake.collect(opts.submissions, opts.assignment, names)
+    students = sorted(set(subs) | set(gbm.roster(db_url, settings["course_id"])))
+    limits = opts.limits
+    state: dict[str, dict] = {}
+    pending: list[tuple[str, dict]] = []
+    for sid in students:
+        sub = subs.get(sid)
+        if sub is None:
+            state[sid] = {"status": "missing", "problems": ["no submission"]}
+            continue
+        problems = list(sub.problems)
+        prepared: dict[str, bytes] = {}
+        for name in names:
+            raw = sub.files.get(name)
+            if raw is None:
+                problems.append(f"{name}.ipynb is missing from the submission")
+                continue
+            nb, why = intake.rebuild(raw, tmpl["release"][name])
+            problems += [f"{name}.ipynb: {w}" if len(names) > 1 else w for w in why]
+            if nb is not None:
+                prepared[name] = nbformat.writes(nb).encode()
+        if not prepared:
+            state[sid] = {"status": "broken", "problems": problems}
+            continue
+        key = intake.digest(*(prepared[n] for n in sorted(prepared)), tmpl["key"], json.dumps(limits.to_dict()),
+                            str(opts.use_sandbox), GRADER_VERSION, sub.timestamp or "")
+        folder = work / sid
+        result_path = folder / "result.json"
+        if not opts.force and result_path.exists():
+            try:
+                cached = json.loads(result_path.read_text())
+            except ValueError:
+                cached = {}
+            if cached.get("key") == key and all(Path(p).exists() for p in cached.get("autograded", {}).values()):
+                state[sid] = {"status": cached["status"], "problems": problems + cached["problems"],
+                              "result": cached, "reused": True}
+                continue
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "prepared").mkdir(exist_ok=True)
+        paths = {}
+        for name, data in prepared.items():
+            p = folder / "prepared" / f"{name}.ipynb"
+            p.write_bytes(data)
+            paths[name] = str(p)
+        state[sid] = {"status": "pending", "problems": problems}
+        pending.append((sid, {"student": sid, "assignment": opts.assignment, "notebooks": paths,
+                              "timestamp": sub.timestamp, "key": key}))
+
+    progress = Progress(len(students), opts.quiet)
+    for sid in students:
+        if state[sid]["status"] != "pending":
+            progress.update(sid, _short(state[sid]))
+    with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
+        for sid in students:     # reused and broken submissions: (re)merge, cheap and idempotent
+            st = state[sid]
+            if st["status"] == "broken":
+                gbm.merge(gb, opts.assignment, sid, None)
+            elif st.get("reused"):
+                _merge_result(gb, opts, sid, st["result"])
+        graded = _run_pending(opts, tmpl, settings, pending, state, jobs, progress, gb, db_url)
+
+    rows = _finish(opts, settings, db_url, tmpl, students, state)
+    return Outcome(rows=rows["rows"], summary=rows["summary"], csv=opts.out / "grades.csv",
+                   figure=opts.out / "scores.png", graded=graded,
+                   reused=sum(1 for s in state.values() if s.get("reused")), seconds=time.monotonic() - t0)
+
+
+def _short(st: dict) -> str:
+    if st["status"] in ("missing", "broken"):
+        return st["status"] + ": " + (st["problems"][0] if st["problems"] else "")
+    return st["status"] + (" (reused)" if st.get("reused") else "")
+
+
+def _merge_result(gb, opts: Options, sid: str, result: dict) -> None:
+    gbm.merge(gb, opts.assignment, sid, result if result.get("scores") else None)
+    dest = opts.course / "autograded" / sid / opts.assignment
+    for name, path in result.get("autograded", {}).items():
+        dest.mkdir(parents=True, exist_ok=True)
+        if Path(path).resolve() != (dest / f"{name}.ipynb").resolve():
+            shutil.copy(path, dest / f"{name}.ipynb")
+
+
+def _run_pending(opts, tmpl, settings, pending, state, jobs, progress, gb, db_url) -> int:
+    if not pending:
+        return 0
+    scratch_root = Path(tempfile.mkdtemp(prefix="dlg", dir="/tmp" if Path("/tmp").is_dir() else None))
+    os.chmod(scratch_root, 0o711)
+    slots: queue.Queue[int] = queue.Queue()
+    for i in range(jobs):
+        slots.put(i)
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    forbidden = [opts.course, opts.submissions, opts.out, Path(db_url[len("sqlite:///"):]).parent
+                 if db_url.startswith("sqlite:///") else opts.course]
+    running: dict[str, subprocess.Popen] = {}
+    lock = threading.Lock()
+    hard_limit = opts.limits.notebook_timeout * (opts.max_reruns + 2) + 120
+
+    def run_one(sid: str, spec: dict) -> dict:
+        slot = slots.get()
+        try:
+            folder = opts.out / ".work" / sid
+            uid = sandbox.sandbox_uid(slot) if opts.use_sandbox else None
+            full = dict(spec, work=str(folder), scratch=str(scratch_root / f"s{slot}"), uid=uid,
+                        template_db=str(tmpl["dir"] / "gradebook.db"),
+                        course_config=str(settings["config"]) if settings["config"] else None,
+                        source_dir=str(opts.course / settings["source"] / opts.assignment),
+                        limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, forbidden=[str(p) for p in forbidden],
+                        threads=threads, trusted=tmpl["trusted"], stubs=tmpl["stubs"], nonce=secrets.token_hex(16),
+                        max_reruns=opts.max_reruns)
+            spec_path = folder / "spec.json"
+            spec_path.write_text(json.dumps(full))
+            (folder / "result.json").unlink(missing_ok=True)
+            with open(folder / "worker.log", "wb") as log:
+                proc = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.worker", str(spec_path)],
+                                        stdout=log, stderr=subprocess.STDOUT, env=_nbgrader_env(),
+                                        start_new_session=True, cwd=folder)
+                with lock:
+                    running[sid] = proc
+                try:
+                    proc.wait(timeout=hard_limit)
+                except subprocess.TimeoutExpired:
+                    _killpg(proc)
+                    proc.wait()
+                finally:
+                    with lock:
+                        running.pop(sid, None)
+            _killpg(proc)   # nothing may outlive its worker
+            try:
+                result = json.loads((folder / "result.json").read_text())
+            except (OSError, ValueError):
+                tail = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-1:] \
+                    if (folder / "worker.log").exists() else []
+                result = {"student": sid, "status": "error", "scores": {}, "autograded": {}, "runs": 0,
+                          "problems": [f"the grader stopped on this submission (exit code {proc.returncode})"
+                                       + (f": {tail[0][:200]}" if tail else "")]}
+            result["key"] = spec["key"]
+            if result["status"] != "error":
+                (folder / "result.json").write_text(json.dumps(result, indent=1))
+            else:
+                (folder / "result.json").unlink(missing_ok=True)   # try again next time
+            return result
+        finally:
+            shutil.rmtree(scratch_root / f"s{slot}", ignore_errors=True)
+            slots.put(slot)
+
+    count = 0
+    pool = ThreadPoolExecutor(max_workers=jobs)
+    futures = {pool.submit(run_one, sid, spec): sid for sid, spec in pending}
+    try:
+        remaining = set(futures)
+        while remaining:
+            done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
+            for fut in done:
+                sid = futures[fut]
+                result = fut.result()
+                st = state[sid]
+                st["result"] = result
+                st["status"] = result["status"]
+                st["problems"] = st["problems"] + result["problems"]
+                _merge_result(gb, opts, sid, result)
+                count += 1
+                total = sum((g.get("auto_score") or 0) for nb in result.get("scores", {}).values()
+                            for g in nb["grades"].values())
+                progress.update(sid, f"{total:g} points, {result['status']}")
+    except KeyboardInterrupt:
+        for fut in futures:
+            fut.cancel()
+        with lock:
+            for proc in running.values():
+                _killpg(proc)
+        pool.shutdown(wait=True, cancel_futures=True)
+        shutil.rmtree(scratch_root, ignore_errors=True)
+        raise
+    pool.shutdown(wait=True)
+    shutil.rmtree(scratch_root, ignore_errors=True)
+    return count
+
+
+def _killpg(proc: subprocess.Popen) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
+    out = opts.out
+    with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
+        exported = gbm.export_rows(gb, opts.assignment, students)
+    rows = []
+    for sid in students:
+        st = state[sid]
+        status = st["status"]
+        problems = [p for p in st["problems"] if p]
+        if status == "ok" and any(not p.startswith(("note:", "output truncated")) for p in problems):
+            status = "problem"
+        rows.append({**exported[sid], "status": status, "problems": problems})
+    if opts.feedback:
+        fb_root = out / "feedback"
+        for row in rows:
+            sid = row["export"]["student_id"]
+            folder = fb_root / sid / opts.assignment
+            if folder.exists():
+                shutil.rmtree(folder)
+            if row["status"] in ("missing", "broken", "error") and not state[sid].get("result", {}).get("autograded"):
+                fb.write_problem_page(fb_root, sid, opts.assignment, row["problems"])
+                continue
+            res = fb.generate(opts.course, db_url, settings["course_id"], opts.assignment, sid, fb_root,
+                              show_hidden=opts.show_hidden, config_file=settings["config"],
+                              secret_lines=tmpl["secret_lines"])
+            if not res.get("success"):
+                row["problems"].append("feedback could not be generated: "
+                                       + (res.get("error") or "").strip().splitlines()[-1:][0][:200]
+                                       if res.get("error") else "feedback could not be generated")
+    report.write_csv(out / "grades.csv", rows, tmpl["cells"])
+    report.figure(out / "scores.png", rows, tmpl["cells"], opts.assignment)
+    text = report.summary(rows, tmpl["cells"], opts.assignment)
+    (out / "summary.txt").write_text(text + "\n")
+    return {"rows": rows, "summary": text}

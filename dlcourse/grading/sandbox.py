@@ -1,0 +1,167 @@
+"""The sandbox a student's kernel runs in: bubblewrap, resource limits and a watchdog.
+
+Inside the sandbox the kernel sees, read-only, only the system's ``/usr`` (and ``/etc``'s few
+files a program needs), the Python installation, and the ``dlcourse`` package; read-write, only
+its own scratch folder (which is also its working folder, ``HOME`` and ``TMPDIR``). It has no
+network (a new, empty network namespace), its own process-id namespace (everything it starts
+dies with it) and, when the grader runs as root, its own unprivileged user id. The course folder,
+``solutions/``, the gradebook, the hidden tests and other students' folders are not there at all.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+GiB = 1024 ** 3
+MiB = 1024 ** 2
+
+
+@dataclass
+class Limits:
+    """What one submission may use. Times in seconds, sizes in bytes."""
+    cell_timeout: int = 180            # wall time per cell (then the cell is interrupted)
+    cell_cpu: int = 300                # CPU seconds per cell (all threads; then the kernel is killed)
+    notebook_timeout: int = 600        # wall time per notebook run
+    memory: int = 3 * GiB              # resident memory of the whole sandbox
+    processes: int = 512               # processes and threads (TensorFlow starts many threads)
+    file_size: int = 200 * MiB         # largest file it may write
+    scratch: int = 500 * MiB           # total size of its scratch folder
+    output: int = 2 * MiB              # notebook output kept (the rest is dropped)
+    open_files: int = 1024
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SandboxUnavailable(RuntimeError):
+    pass
+
+
+def bwrap_path() -> str | None:
+    return shutil.which("bwrap")
+
+
+def check_sandbox() -> str:
+    """The path of ``bwrap``, or a clear error saying how to install it."""
+    path = bwrap_path()
+    if not path:
+        raise SandboxUnavailable(
+            "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
+            "(Debian/Ubuntu: `sudo apt-get install bubblewrap`; `make test` does it as root), or pass "
+            "--no-sandbox to grade without a sandbox (only for code you trust).")
+    return path
+
+
+def _system_binds() -> list[str]:
+    args = ["--ro-bind", "/usr", "/usr"]
+    for name in ("bin", "lib", "lib32", "lib64", "sbin"):
+        p = Path("/") / name
+        if p.is_symlink():
+            args += ["--symlink", os.readlink(p), f"/{name}"]
+        elif p.is_dir():
+            args += ["--ro-bind", str(p), f"/{name}"]
+    for name in ("passwd", "group", "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime",
+                 "nsswitch.conf", "alternatives", "mime.types"):
+        p = Path("/etc") / name
+        if p.exists():
+            args += ["--ro-bind", str(p), str(p)]
+    return args
+
+
+def python_binds(forbidden: list[Path]) -> list[str]:
+    """Read-only binds for this interpreter, its packages and ``dlcourse``; never a folder that
+    contains one of ``forbidden`` (the course root, the submissions, the grader's work folder)."""
+    import dlcourse
+
+    forbidden = [p.resolve() for p in forbidden]
+    package = Path(dlcourse.__file__).resolve().parent
+    wanted: list[Path] = [package]
+    for entry in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}:
+        if not entry:
+            continue
+        p = Path(entry).resolve()
+        if p.is_dir():
+            wanted.append(p)
+    binds: list[Path] = []
+    for p in wanted:
+        if any(f == p or f.is_relative_to(p) for f in forbidden):
+            continue  # e.g. the repository root on sys.path of an editable install
+        if any(p.is_relative_to(b) for b in binds):
+            continue
+        binds = [b for b in binds if not b.is_relative_to(p)] + [p]
+    args = []
+    for b in sorted(binds):
+        args += ["--ro-bind", str(b), str(b)]
+    # The interpreter itself may be a symlink into another folder (pyenv, a venv).
+    exe = Path(sys.executable)
+    real = exe.resolve()
+    if not any(real.is_relative_to(b) for b in binds):
+        args += ["--ro-bind", str(real), str(real)]
+    return args
+
+
+def bwrap_command(inner: list[str], *, scratch: Path, forbidden: list[Path], env: dict[str, str]) -> list[str]:
+    """The bubblewrap command that runs ``inner`` with ``scratch`` as its only writable folder
+    (its ``run/`` subfolder holds the kernel's connection file and sockets)."""
+    bwrap = check_sandbox()
+    cmd = [bwrap, "--die-with-parent", "--new-session",
+           "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
+    if os.getuid() != 0:
+        cmd.append("--unshare-user")
+    cmd += ["--hostname", "sandbox"]
+    cmd += _system_binds()
+    cmd += ["--proc", "/proc", "--dev", "/dev"]
+    cmd += ["--bind", str(scratch / "tmp"), "/tmp"]          # first: the scratch folder may be under /tmp
+    binds = python_binds(forbidden)
+    # Folders bwrap creates on the way to a bind are 0700 by default: the sandbox's own user
+    # could not get through them.
+    ancestors = set()
+    for target in [binds[i + 2] for i in range(0, len(binds), 3)] + [str(scratch)]:
+        for parent in Path(target).parents:
+            if str(parent) not in ("/", "/usr", "/tmp"):
+                ancestors.add(parent)
+    for parent in sorted(ancestors, key=lambda p: len(p.parts)):
+        cmd += ["--perms", "0755", "--dir", str(parent)]
+    cmd += binds
+    cmd += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch / "work")]
+    cmd += ["--clearenv"]
+    for key, value in env.items():
+        cmd += ["--setenv", key, value]
+    return cmd + ["--", *inner]
+
+
+def sandbox_env(scratch: Path, threads: int) -> dict[str, str]:
+    home = str(scratch / "home")
+    return {
+        "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
+        "HOME": home, "TMPDIR": "/tmp", "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg",
+        "KERAS_HOME": f"{home}/.keras", "PYTHONDONTWRITEBYTECODE": "1", "PYTHONNOUSERSITE": "1",
+        "LANG": "C.UTF-8", "TF_CPP_MIN_LOG_LEVEL": "3", "TF_ENABLE_ONEDNN_OPTS": "0",
+        "KERAS_BACKEND": "tensorflow", "NBGRADER_EXECUTION": "autograde",
+        "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+        "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
+        "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    }
+
+
+def make_scratch(root: Path, uid: int | None) -> Path:
+    """A fresh scratch folder: work/ (the kernel's working folder), home/ and tmp/."""
+    if root.exists():
+        shutil.rmtree(root)
+    for sub in ("", "work", "home", "tmp"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+        if uid is not None:
+            os.chown(root / sub, uid, uid)
+        os.chmod(root / sub, 0o700)
+    return root
+
+
+def sandbox_uid(slot: int) -> int | None:
+    """A user id of its own for each parallel job when the grader runs as root (so the process
+    limit counts only that sandbox's processes); None otherwise."""
+    if os.getuid() != 0:
+        return None
+    return 3_000_000 + (os.getpid() % 10_000) * 16 + slot % 16

@@ -1,0 +1,290 @@
+"""Grade one student's submission: ``python -m dlcourse.grading.worker SPEC.json``.
+
+Each submission is graded by its own process in its own throwaway nbgrader course (a copy of a
+template gradebook that holds only this assignment), so parallel workers never write to the same
+SQLite file; the main process merges the results into the course's gradebook afterwards.
+
+The worker runs nbgrader's ``autograde`` with :class:`~dlcourse.grading.execute.GuardedExecute`.
+When a student's cell tampered with the grading machinery, killed or crashed the kernel, or
+passed a resource limit, the worker replaces that cell with the released (unanswered) version,
+and grades the notebook again: the submission scores exactly as if that cell had been left
+unanswered, and every other answer keeps its points. The outcome goes to ``result.json``.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+import traceback
+from pathlib import Path
+
+import nbformat
+
+GUARD_PREFIX = "DLCOURSE-GUARD "
+
+
+def _config(spec: dict, course: Path):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = Config()
+    if spec.get("course_config"):
+        path = Path(spec["course_config"])
+        cfg.merge(PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
+    work = Path(spec["work"])
+    cfg.CourseDirectory.root = str(course)
+    cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
+    cfg.CourseDirectory.source_directory = "source"
+    cfg.CourseDirectory.submitted_directory = "submitted"
+    cfg.CourseDirectory.autograded_directory = "autograded"
+    cfg.CourseDirectory.feedback_directory = "feedback"
+    cfg.CourseDirectory.release_directory = "release"
+    cfg.Autograde.autograde_preprocessors = [
+        "dlcourse.grading.execute.GuardedExecute",
+        "nbgrader.preprocessors.IgnorePattern",
+        "nbconvert.preprocessors.ClearMetadataPreprocessor",
+        "nbgrader.preprocessors.LimitOutput",
+        "nbgrader.preprocessors.SaveAutoGrades",
+        "nbgrader.preprocessors.AssignLatePenalties",
+        "nbgrader.preprocessors.CheckCellMetadata",
+    ]
+    cfg.GuardedExecute.limits = spec["limits"]
+    cfg.GuardedExecute.trusted = spec["trusted"]
+    cfg.GuardedExecute.work_dir = str(work)
+    cfg.SandboxedKernelManager.scratch = spec["scratch"]
+    cfg.SandboxedKernelManager.log_path = str(work / "kernel.log")
+    cfg.SandboxedKernelManager.use_sandbox = spec["sandbox"]
+    cfg.SandboxedKernelManager.forbidden = spec["forbidden"]
+    cfg.SandboxedKernelManager.threads = spec["threads"]
+    cfg.SandboxedKernelManager.guard = {
+        "nonce": spec["nonce"], "trusted": spec["trusted"], "uid": spec.get("uid"), "gid": spec.get("uid"),
+        "limits": {"cpu_total": spec["limits"]["notebook_timeout"] * 4,
+                   "address_space": spec["limits"]["memory"] + 6 * 2**30,
+                   "processes": spec["limits"]["processes"] + 64,
+                   "file_size": spec["limits"]["file_size"], "open_files": spec["limits"]["open_files"],
+                   "uid": spec.get("uid")},
+    }
+    return cfg
+
+
+def _guard_events(log: Path, nonce: str, start: int) -> list[dict]:
+    events = []
+    if not log.exists():
+        return events
+    with open(log, "rb") as f:
+        f.seek(start)
+        for raw in f:
+            line = raw.decode("utf-8", "replace")
+            if line.startswith(GUARD_PREFIX):
+                try:
+                    event = json.loads(line[len(GUARD_PREFIX):])
+                except ValueError:
+                    continue
+                if event.get("nonce") == nonce:
+                    events.append(event)
+    return events
+
+
+def _log_tail(log: Path, start: int, lines: int = 6) -> str:
+    if not log.exists():
+        return ""
+    with open(log, "rb") as f:
+        f.seek(start)
+        text = f.read()[-20000:].decode("utf-8", "replace")
+    keep = [line for line in text.splitlines() if line.strip() and not line.startswith(GUARD_PREFIX)]
+    return "\n".join(keep[-lines:])
+
+
+def find_culprit(record: dict, events: list[dict]) -> tuple[int, str] | None:
+    """The student cell to grade as unanswered, and why; None if the run was clean."""
+    sent = [c for c in record["cells"] if c["ran"]]
+    before = {e["n"]: e for e in events if e.get("event") == "before"}
+    after = {e["n"]: e for e in events if e.get("event") == "after"}
+    stopped = record.get("stopped")
+
+    def last_student_cell(upto: int) -> dict | None:
+        for c in reversed(sent[:upto + 1]):
+            if c["trusted"] is None:
+                return c
+        return None
+
+    for n, cell in enumerate(sent, start=1):
+        died_here = stopped is not None and stopped["index"] == cell["index"]
+        event = before.get(n)
+        if event is None or event.get("hash") != cell["hash"]:
+            if died_here:
+                break
+            culprit = last_student_cell(n - 2) if cell["trusted"] else cell
+            if culprit is not None:
+                return culprit["index"], "it switched off the grader's checks (a test cell was not confirmed)"
+            continue
+        if event.get("flags"):
+            culprit = last_student_cell(n - 2)
+            if culprit is not None:
+                return culprit["index"], "it changed the grading machinery (" + _summarise(event["flags"]) + ")"
+        done = after.get(n)
+        if done is not None and done.get("flags") and cell["trusted"] == "test":
+            culprit = last_student_cell(n - 1)
+            if culprit is not None:
+                return culprit["index"], ("its code changed the grading machinery while the tests ran ("
+                                          + _summarise(done["flags"]) + ")")
+        if died_here:
+            break
+    if stopped is not None and not stopped["reason"].startswith("the notebook ran out of time"):
+        cell = next((c for c in sent if c["index"] == stopped["index"]), None)
+        if cell is not None:
+            culprit = cell if cell["trusted"] is None else last_student_cell(sent.index(cell))
+            if culprit is not None:
+                return culprit["index"], stopped["reason"]
+    return None
+
+
+def _summarise(flags: list[str]) -> str:
+    shown = "; ".join(flags[:3])
+    return shown + (f"; and {len(flags) - 3} more" if len(flags) > 3 else "")
+
+
+def neutralise(nb_path: Path, index: int, stubs: dict) -> str:
+    """Replace cell ``index`` of the submitted notebook by its released stub; returns its label."""
+    nb = nbformat.read(nb_path, as_version=4)
+    cell = nb.cells[index]
+    gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+    if gid in stubs:
+        cell.source = stubs[gid]
+        label = f"answer cell {gid}"
+    else:
+        cell.source = ""
+        label = f"a cell the student added (cell {index + 1})"
+    nbformat.write(nb, nb_path)
+    return label
+
+
+def grade(spec: dict) -> dict:
+    from nbgrader.api import Gradebook
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    t0 = time.monotonic()
+    import warnings
+    from sqlalchemy.exc import SAWarning
+    warnings.filterwarnings("ignore", category=SAWarning)
+    work = Path(spec["work"])
+    course = work / "course"
+    if course.exists():
+        shutil.rmtree(course)
+    student, assignment = spec["student"], spec["assignment"]
+    submitted = course / "submitted" / student / assignment
+    submitted.mkdir(parents=True)
+    shutil.copy(spec["template_db"], course / "gradebook.db")
+    source = course / "source" / assignment
+    source.mkdir(parents=True)
+    for item in Path(spec["source_dir"]).iterdir():
+        if item.is_file() and item.suffix != ".ipynb":
+            shutil.copy(item, source / item.name)
+    for nb_name, path in spec["notebooks"].items():
+        shutil.copy(path, submitted / f"{nb_name}.ipynb")
+    if spec.get("timestamp"):
+        (submitted / "timestamp.txt").write_text(spec["timestamp"])
+    for old in list(work.glob("kernel-*.log")) + list(work.glob("execution-*.json")):
+        old.unlink()
+
+    from . import sandbox as sb
+    problems: list[str] = []
+    runs = 0
+    deadline = t0 + spec["limits"]["notebook_timeout"] * (2 + spec.get("max_reruns", 3))
+    result_status = "ok"
+    offsets: dict[str, int] = {}
+    while True:
+        runs += 1
+        for nb_name in spec["notebooks"]:
+            log = work / f"kernel-{nb_name}.log"
+            offsets[nb_name] = log.stat().st_size if log.exists() else 0
+            (work / f"execution-{nb_name}.json").unlink(missing_ok=True)
+        sb.make_scratch(Path(spec["scratch"]), spec.get("uid"))
+        cfg = _config(spec, course)
+        api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+        outcome = api.autograde(assignment, student, force=True, create=True)
+        if not outcome.get("success"):
+            result_status = "error"
+            tail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()[-3:]
+            problems.append("nbgrader could not grade it: " + " / ".join(tail))
+            break
+        found = None
+        final_notes: list[str] = []
+        for nb_name in spec["notebooks"]:
+            record_path = work / f"execution-{nb_name}.json"
+            record = json.loads(record_path.read_text()) if record_path.exists() else {"cells": [], "stopped": None}
+            log = work / f"kernel-{nb_name}.log"
+            events = _guard_events(log, spec["nonce"], offsets[nb_name])
+            culprit = find_culprit(record, events)
+            if culprit is not None:
+                found = (nb_name, *culprit)
+                break
+            prefix = f"{nb_name}.ipynb: " if len(spec["notebooks"]) > 1 else ""
+            stopped = record.get("stopped")
+            if stopped:
+                final_notes.append(f"{prefix}stopped: {stopped['reason']}; the cells after it were not run and score zero")
+                ran = [c for c in record["cells"] if c["ran"]]
+                if len(ran) <= 1:
+                    final_notes.append(f"{prefix}kernel log: " + _log_tail(log, offsets[nb_name]).replace("\n", " / ")[-400:])
+            for note in sorted({n for e in events for n in e.get("notes", [])}):
+                final_notes.append(f"note: {prefix}a cell {note} (a check function); it was restored before the tests")
+            if record.get("output_truncated"):
+                final_notes.append(f"{prefix}output truncated at {spec['limits']['output'] // 1024} KiB")
+        if found is None:
+            problems.extend(final_notes)
+            break
+        nb_name, index, reason = found
+        label = neutralise(submitted / f"{nb_name}.ipynb", index, spec["stubs"].get(nb_name, {}))
+        problems.append(f"{label}: {reason}; graded as unanswered")
+        if runs > spec.get("max_reruns", 3) or time.monotonic() > deadline:
+            problems.append("too many problems: gave up re-running; the last run's grades stand")
+            break
+
+    scores: dict = {}
+    timestamp = None
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+            timestamp = sub.timestamp.isoformat() if sub.timestamp else None
+            for nb in sub.notebooks:
+                scores[nb.name] = {
+                    "grades": {g.name: {"auto_score": g.auto_score, "max_score": g.max_score,
+                                        "needs_manual_grade": g.needs_manual_grade} for g in nb.grades},
+                    "comments": {c.name: c.auto_comment for c in nb.comments},
+                }
+        except Exception as exc:  # noqa: BLE001
+            result_status = "error"
+            problems.append(f"no grades recorded: {exc}")
+    autograded = {}
+    for nb_name in spec["notebooks"]:
+        path = course / "autograded" / student / assignment / f"{nb_name}.ipynb"
+        if path.exists():
+            autograded[nb_name] = str(path)
+    if result_status == "ok" and any(p for p in problems if not p.startswith(("note:", "output truncated"))):
+        result_status = "problem"
+    return {"student": student, "status": result_status, "problems": problems, "scores": scores,
+            "timestamp": timestamp, "autograded": autograded, "runs": runs,
+            "seconds": round(time.monotonic() - t0, 1)}
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    spec = json.loads(Path(argv[0]).read_text())
+    out = Path(spec["work"]) / "result.json"
+    try:
+        result = grade(spec)
+    except Exception:  # noqa: BLE001 - the batch must go on; the reason goes in the row
+        result = {"student": spec["student"], "status": "error", "scores": {}, "autograded": {},
+                  "problems": ["the grader failed on this submission: " + traceback.format_exc(limit=3).strip().splitlines()[-1]],
+                  "runs": 0, "seconds": 0}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(result, indent=1))
+    os.replace(tmp, out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
