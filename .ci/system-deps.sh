@@ -5,6 +5,8 @@
 set -euo pipefail
 # Debian package -> a command it provides (checked to decide whether to install).
 declare -A PACKAGES=(
+  [bubblewrap]=bwrap
+  [postgresql]=pg_ctlcluster
   [chromium]=chromium
   [chromium-driver]=chromedriver
 )
