@@ -3,6 +3,7 @@
 #   make test     run the whole test suite
 #   make lab      JupyterLab on exercises/ with nbgrader's extensions (students)
 #   make release  regenerate exercises/ from solutions/ (instructors)
+#   make grade ASSIGNMENT=cnn SUBMISSIONS=dir   grade a class (instructors; OUT=grading-out JOBS=n)
 # Every target creates the virtual environment .venv first if it is missing or stale.
 
 PYTHON ?= python3
@@ -13,9 +14,9 @@ STAMP  := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: book test lab release lock clean help
+.PHONY: book test lab release grade lock clean help
 help:
-	@sed -n '2,6p' Makefile
+	@sed -n '2,7p' Makefile
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,12 @@ lab: $(STAMP)
 
 release: $(STAMP)
 	$(BIN)/python -m dlcourse.release
+
+# Grade every submission with nbgrader, in parallel, each in a bubblewrap sandbox (README).
+OUT ?= grading-out
+grade: $(STAMP)
+	@test -n "$(ASSIGNMENT)" -a -n "$(SUBMISSIONS)" || { echo "usage: make grade ASSIGNMENT=cnn SUBMISSIONS=path/to/submissions [OUT=grading-out] [JOBS=4]" >&2; exit 2; }
+	$(BIN)/dlcourse grade $(ASSIGNMENT) --submissions $(SUBMISSIONS) --out $(OUT) $(if $(JOBS),--jobs $(JOBS))
 
 # Refresh the pins after changing pyproject.toml (needs network access to PyPI).
 lock:
