@@ -134,9 +134,11 @@ def test_no_javascript_errors(seen, page):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_a_screenshot_is_kept(seen, page):
-    shot = seen[page].screenshot
-    assert shot and shot.exists() and shot.stat().st_size > 10_000, f"{page}: no screenshot at {shot}"
-    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    shots = seen[page].screenshots
+    assert shots, f"{page}: no screenshot"
+    for shot in shots:
+        assert shot.exists() and shot.stat().st_size > 10_000, f"{page}: no screenshot at {shot}"
+        assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 # --- navigation ------------------------------------------------------------------------------

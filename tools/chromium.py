@@ -68,20 +68,27 @@ def chromium(width: int = 1280, height: int = 900):
         shutil.rmtree(profile, ignore_errors=True)
 
 
-def screenshot(driver, path: Path, *, full_page: bool = True, max_height: int = 16000) -> Path:
-    """Save a PNG of the page: the whole scrollable page (up to max_height pixels) or the window."""
+def screenshot(driver, path: Path, *, full_page: bool = True, tile_height: int = 12000) -> list[Path]:
+    """Save PNGs of the page: the window, or the whole scrollable page in tiles of at most
+    tile_height pixels (`name.png`, then `name-2.png`, `name-3.png`, ... for a long page)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    for old in path.parent.glob(f"{path.stem}-[0-9]*.png"):
+        old.unlink()
     if not full_page:
         driver.save_screenshot(str(path))
-        return path
+        return [path]
     metrics = driver.execute_cdp_cmd("Page.getLayoutMetrics", {})
     size = metrics.get("cssContentSize") or metrics["contentSize"]
     width = driver.execute_script("return document.documentElement.clientWidth")
-    height = min(int(size["height"]), max_height)
-    shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
-        "format": "png", "captureBeyondViewport": True,
-        "clip": {"x": 0, "y": 0, "width": width, "height": height, "scale": 1},
-    })
-    path.write_bytes(base64.b64decode(shot["data"]))
-    return path
+    height = int(size["height"])
+    paths = []
+    for i, top in enumerate(range(0, height, tile_height)):
+        shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
+            "format": "png", "captureBeyondViewport": True,
+            "clip": {"x": 0, "y": top, "width": width, "height": min(tile_height, height - top), "scale": 1},
+        })
+        tile = path if i == 0 else path.with_name(f"{path.stem}-{i + 1}.png")
+        tile.write_bytes(base64.b64decode(shot["data"]))
+        paths.append(tile)
+    return paths

@@ -97,7 +97,7 @@ class PageReport:
     mathjax: str
     console_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
-    screenshot: Path | None = None
+    screenshots: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
 
@@ -126,8 +126,6 @@ def visit(driver, html_dir: Path, page: str, screenshot_dir: Path | None = None)
     mathjax = driver.execute_async_script(WAIT_FOR_MATHJAX_JS)
     driver.execute_async_script(WAIT_FOR_IMAGES_JS)
     report = driver.execute_script(REPORT_JS)
-    shot = None
-    if screenshot_dir is not None:
-        shot = screenshot(driver, screenshot_dir / f"{page}.png")
+    shots = screenshot(driver, screenshot_dir / f"{page}.png") if screenshot_dir is not None else []
     errors, requests = _drain_logs(driver)
-    return PageReport(page, report, mathjax, errors, requests, shot, time.monotonic() - start)
+    return PageReport(page, report, mathjax, errors, requests, shots, time.monotonic() - start)
