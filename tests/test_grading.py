@@ -1,0 +1,252 @@
+"""``dlcourse grade`` on a corpus of honest, broken and cheating CNN submissions.
+
+The whole corpus (tests/grading/corpus.py) is graded once, in parallel, in a throwaway course;
+each test then checks one row of the result. Fair means: a cheat scores exactly what the same
+submission scores with that cell unanswered (graded in the same run), and no submission changes
+another's grade. Safe means: the sandbox's probes were all blocked, and nothing is left running.
+"""
+from __future__ import annotations
+
+import csv
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from nbtools import ROOT
+
+sys.path.insert(0, str(Path(__file__).parent / "grading"))
+import corpus  # noqa: E402
+
+from dlcourse.grading import runner, sandbox  # noqa: E402
+
+MARKER = str(900000 + os.getpid() % 99999)   # digits: the probes run `sleep MARKER`
+
+
+def require_bwrap():
+    if not sandbox.bwrap_path():
+        pytest.fail("bubblewrap (bwrap) is not installed: `make test` installs it as root "
+                    "(.ci/system-deps.sh); otherwise `sudo apt-get install bubblewrap`")
+
+
+class Listener:
+    """A TCP server on loopback that records whether anything connected (it must not)."""
+
+    def __init__(self):
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(5)
+        self.sock.settimeout(0.5)
+        self.port = self.sock.getsockname()[1]
+        self.connections = 0
+        self.stop = False
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        while not self.stop:
+            try:
+                conn, _ = self.sock.accept()
+                self.connections += 1
+                conn.close()
+            except OSError:
+                pass
+
+    def close(self):
+        self.stop = True
+        self.thread.join(timeout=2)
+        self.sock.close()
+
+
+def make_course(tmp: Path) -> Path:
+    course = tmp / "course"
+    (course / "solutions").mkdir(parents=True)
+    shutil.copy(ROOT / "nbgrader_config.py", course / "nbgrader_config.py")
+    shutil.copytree(ROOT / "solutions" / "cnn", course / "solutions" / "cnn")
+    return course
+
+
+LIMITS = sandbox.Limits(cell_timeout=30, cell_cpu=120, notebook_timeout=240, memory=2 * 2**30, processes=400)
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    require_bwrap()
+    tmp = tmp_path_factory.mktemp("grading")
+    course = make_course(tmp)
+    subs = tmp / "submissions"
+    listener = Listener()
+    paths = {"solutions": str(course / "solutions" / "cnn" / "cnn.ipynb"), "gradebook": str(course / "gradebook.db"),
+             "other": str(subs / "honest" / "cnn" / "cnn.ipynb"), "tests": str(ROOT / "tests" / "nbtools.py"),
+             "course": str(course)}
+    corpus.build(subs, MARKER, listener.port, paths)
+    # A student of the class who submitted nothing: known to the gradebook.
+    from nbgrader.api import Gradebook
+    os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "dlcourse") as gb:
+        gb.add_student("missing")
+    opts = runner.Options(assignment="cnn", submissions=subs, out=tmp / "out", jobs=2, course=course,
+                          limits=LIMITS, quiet=True)
+    start = time.monotonic()
+    outcome = runner.grade(opts)
+    elapsed = time.monotonic() - start
+    listener.close()
+    rows = {r["export"]["student_id"]: r for r in outcome.rows}
+    yield {"outcome": outcome, "rows": rows, "opts": opts, "course": course, "subs": subs, "tmp": tmp,
+           "listener": listener, "elapsed": elapsed}
+
+
+def cell_scores(row):
+    return {gid: score for gid, (score, _, manual) in row["cells"].items() if not manual}
+
+
+@pytest.mark.parametrize("student", sorted(corpus.CASES))
+def test_corpus_outcome(graded, student):
+    how, status, score, reference, words = corpus.CASES[student]
+    rows = graded["rows"]
+    assert student in rows, f"{student} ({how}) has no row"
+    row = rows[student]
+    problems = " | ".join(row["problems"])
+    assert row["status"] == status, f"{student} ({how}): status {row['status']}, problems: {problems}"
+    assert float(row["export"]["score"]) == score, f"{student} ({how}): score {row['export']['score']}, problems: {problems}"
+    for word in words:
+        assert word in problems, f"{student} ({how}): {word!r} not in problems: {problems}"
+    if reference is not None:
+        assert cell_scores(row) == cell_scores(rows[reference]), \
+            f"{student} ({how}) is not graded as {reference}: {cell_scores(row)} vs {cell_scores(rows[reference])}"
+
+
+def test_corpus_has_at_least_15_kinds_of_bad_submissions():
+    bad = [s for s, case in corpus.CASES.items() if case[1] != "ok" or case[3] not in (None, "honest")
+           or s in ("huge_output", "sandbox_probes", "renamed", "zipped", "loose")]
+    assert len(bad) >= 15, bad
+
+
+def test_honest_scores_are_nbgraders(graded):
+    """Part by part, what nbgrader gives: full points for an answered part, zero otherwise."""
+    rows = graded["rows"]
+    points = corpus.POINTS
+    expected = {gid: points[gid] if gid in ("part1_tests", "part2_tests", "part3_tests") else 0.0
+                for gid in points if gid != "written_answer"}
+    assert cell_scores(rows["honest"]) == expected
+    assert cell_scores(rows["blank"]) == {gid: 0.0 for gid in expected}
+    assert rows["honest"]["cells"]["written_answer"][2] is True, "the written answer waits for manual grading"
+
+
+def test_sandbox_blocked_every_probe_and_nothing_is_left_running(graded):
+    import nbformat
+    nb = nbformat.read(graded["course"] / "autograded" / "sandbox_probes" / "cnn" / "cnn.ipynb", as_version=4)
+    text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
+    for probe in ("read-solutions", "read-gradebook", "read-other-students", "read-tests", "list-course",
+                  "network", "write-outside", "write-package"):
+        assert f"{probe} blocked" in text, f"{probe}: {text[:2000]}"
+    assert "ESCAPED" not in text
+    assert "started background processes" in text
+    assert graded["listener"].connections == 0
+    assert not Path(f"/var/tmp/{MARKER}-escape").exists()
+    leftovers = subprocess.run(["pgrep", "-f", f"sleep {MARKER[-6:]}"], capture_output=True, text=True).stdout.split()
+    assert leftovers == [], f"processes left running: {leftovers}"
+
+
+def test_grades_csv_has_a_row_per_student_with_export_columns(graded):
+    with open(graded["outcome"].csv) as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["student_id"] for r in rows) == sorted(corpus.CASES)
+    for col in ("assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
+                "raw_score", "late_submission_penalty", "score", "max_score", "status", "problems"):
+        assert col in rows[0]
+    by = {r["student_id"]: r for r in rows}
+    assert by["malformed_json"]["status"] == "broken" and "not valid JSON" in by["malformed_json"]["problems"]
+    assert by["honest"]["score"] == "5.0" and by["honest"]["max_score"] == "12.0"
+
+
+def test_gradebook_has_every_submitted_student(graded):
+    from nbgrader.api import Gradebook, MissingEntry
+    with Gradebook(f"sqlite:///{graded['course'] / 'gradebook.db'}", "dlcourse") as gb:
+        assert gb.find_submission("cnn", "honest").score == 5
+        assert gb.find_submission("cnn", "malformed_json").score == 0
+        with pytest.raises(MissingEntry):
+            gb.find_submission("cnn", "missing")
+
+
+def test_feedback_hides_hidden_tests_and_shows_failures(graded):
+    out = graded["opts"].out / "feedback"
+    page = (out / "wrong_answer" / "cnn" / "cnn.html").read_text()
+    assert "do not flip the kernel" in page                      # the failed check's hint
+    assert "BEGIN HIDDEN TESTS" not in page
+    assert "_rng = np.random.default_rng(12)" not in page         # a hidden line of part 1
+    assert "lines of hidden tests (not shown)" in page
+    assert "output withheld" in page                               # print(In) quoted hidden tests
+    broken = (out / "malformed_json" / "cnn" / "index.html").read_text()
+    assert "not valid JSON" in broken
+    assert (out / "missing" / "cnn" / "index.html").exists()
+
+
+def test_feedback_can_show_hidden_tests(graded, tmp_path):
+    from dlcourse.grading import feedback
+    settings = runner.course_settings(graded["course"])
+    res = feedback.generate(graded["course"], f"sqlite:///{graded['course'] / 'gradebook.db'}", "dlcourse", "cnn",
+                            "wrong_answer", tmp_path, show_hidden=True, config_file=settings["config"], secret_lines=[])
+    assert res["success"], res
+    assert "_rng = np.random.default_rng(12)" in (tmp_path / "wrong_answer" / "cnn" / "cnn.html").read_text()
+
+
+def test_report_summary_and_figure(graded):
+    outcome = graded["outcome"]
+    assert outcome.figure.exists() and outcome.figure.stat().st_size > 10_000
+    assert "part1_tests" in outcome.summary and "students with problems" in outcome.summary
+
+
+def test_rerun_is_idempotent_and_keeps_manual_grades(graded):
+    """Grade a manual answer and comment in the gradebook (as the formgrader does), change one
+    student's submission, run again: only that one is regraded, manual work survives."""
+    from nbgrader.api import Gradebook
+    course, opts = graded["course"], graded["opts"]
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    with Gradebook(db, "dlcourse") as gb:
+        grade = gb.find_grade("written_answer", "cnn", "cnn", "honest")
+        grade.manual_score = 1.5
+        comment = gb.find_comment("written_answer", "cnn", "cnn", "honest")
+        comment.manual_comment = "Good, but say where 208 comes from."
+        gb.db.commit()
+    before = (opts.out / "grades.csv").read_text()
+    import nbformat
+    path = graded["subs"] / "blank" / "cnn" / "cnn.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    nb.cells.append(nbformat.v4.new_markdown_cell("I ran out of time."))
+    nbformat.write(nb, path)
+    again = runner.grade(opts)
+    assert again.graded == 1 and again.reused >= 20
+    with Gradebook(db, "dlcourse") as gb:
+        assert gb.find_grade("written_answer", "cnn", "cnn", "honest").manual_score == 1.5
+        assert gb.find_comment("written_answer", "cnn", "cnn", "honest").manual_comment.startswith("Good")
+        assert gb.find_submission("cnn", "honest").score == 6.5
+        assert len(gb.find_assignment("cnn").submissions) == len(corpus.CASES) - 1
+    after = {r["student_id"]: r for r in csv.DictReader(open(opts.out / "grades.csv"))}
+    old = {r["student_id"]: r for r in csv.DictReader(before.splitlines())}
+    for sid in old:
+        if sid != "honest":
+            assert after[sid]["score"] == old[sid]["score"], sid
+    assert "Good, but" in (opts.out / "feedback" / "honest" / "cnn" / "cnn.html").read_text()
+
+
+def test_refuses_without_bubblewrap_unless_told(tmp_path, monkeypatch):
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    from dlcourse.__main__ import main
+    code = main(["grade", "cnn", "--submissions", str(tmp_path), "--out", str(tmp_path / "out"), "--course", str(ROOT)])
+    assert code == 2
+
+
+def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
+    require_bwrap()
+    from dlcourse.__main__ import main
+    code = main(["grade", "nope", "--submissions", str(tmp_path), "--out", str(tmp_path / "out"), "--course", str(ROOT)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert "assignment" in err and "cnn" in err and "'nope'" in err
