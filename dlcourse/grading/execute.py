@@ -252,10 +252,10 @@ class GuardedExecute(Execute):
             reason = None
             if cpu - start_cpu > lim.cell_cpu:
                 reason = f"a cell used more than {lim.cell_cpu} s of CPU time"
-            elif rss > lim.memory:
-                reason = f"the notebook used more than {lim.memory / 2**30:.1f} GiB of memory"
             elif tasks > lim.processes:
                 reason = f"the notebook started more than {lim.processes} processes and threads"
+            elif rss > lim.memory:
+                reason = f"the notebook used more than {lim.memory / 2**30:.1f} GiB of memory"
             elif time.monotonic() - start > lim.cell_timeout + 20:
                 reason = f"a cell ran for more than {lim.cell_timeout} s and could not be interrupted"
             elif time.monotonic() > self._deadline + 5:

@@ -38,8 +38,7 @@ import resource
 import sys
 import types
 
-PROTECTED_PREFIXES = ("numpy", "dlcourse", "keras", "IPython", "ipykernel", "jupyter_client", "builtins",
-                      "traitlets", "zmq")
+PROTECTED_PREFIXES = ("numpy", "dlcourse", "keras", "IPython", "ipykernel", "jupyter_client", "builtins")
 # Names in builtins that IPython itself changes while it runs.
 _BUILTINS_VOLATILE = {"_", "__", "___", "exit", "quit", "get_ipython", "display", "__IPYTHON__"}
 _SYS_HOOKS = ("displayhook", "excepthook", "breakpointhook", "unraisablehook")
@@ -113,6 +112,7 @@ class Guard:
         self.report = report
         self.modules: dict[str, tuple[types.ModuleType, dict]] = {}
         self.classes: dict[type, dict] = {}
+        self.functions: dict[int, tuple] = {}   # id -> (function, code, defaults, kwdefaults)
         self.given: dict[str, object] = {}   # names bound by trusted setup cells
         self.counter = 0
         self._snapshot_modules()
@@ -129,11 +129,18 @@ class Guard:
                 continue
             self.modules[name] = (module, entries)
             for value in entries.values():
+                self._remember_function(value)
                 if isinstance(value, type) and getattr(value, "__module__", None) == name and value not in self.classes:
                     try:
                         self.classes[value] = dict(vars(value))
                     except TypeError:
-                        pass
+                        continue
+                    for member in self.classes[value].values():
+                        self._remember_function(getattr(member, "__func__", member))
+
+    def _remember_function(self, value) -> None:
+        if isinstance(value, types.FunctionType) and id(value) not in self.functions:
+            self.functions[id(value)] = (value, value.__code__, value.__defaults__, value.__kwdefaults__)
 
     def _machinery(self) -> dict:
         shell, kernel = self.shell, self.kernel
@@ -204,6 +211,9 @@ class Guard:
                 if not key.startswith("_abc") and callable(current[key]) and any(
                         key in vars(base) for base in cls.__mro__[1:]):
                     flags.append(f"overrode {cls.__module__}.{cls.__qualname__}.{key}")
+        for func, code, defaults, kwdefaults in self.functions.values():
+            if func.__code__ is not code or func.__defaults__ is not defaults or func.__kwdefaults__ is not kwdefaults:
+                flags.append(f"changed the code of {func.__module__}.{func.__qualname__}")
         for name, (module, _) in self.modules.items():
             current = sys.modules.get(name)
             if current is not None and current is not module:
@@ -240,6 +250,11 @@ class Guard:
                         delattr(cls, key)
                     except (TypeError, AttributeError):
                         pass
+        for func, code, defaults, kwdefaults in self.functions.values():
+            try:
+                func.__code__, func.__defaults__, func.__kwdefaults__ = code, defaults, kwdefaults
+            except (TypeError, ValueError, AttributeError):
+                pass
         m, shell, kernel = self.machinery, self.shell, self.kernel
         shell.input_transformers_cleanup[:] = m["IPython input_transformers_cleanup"]
         shell.input_transformers_post[:] = m["IPython input_transformers_post"]

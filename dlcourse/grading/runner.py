@@ -181,11 +181,21 @@ def ensure_assignment(opts: Options, settings: dict, db_url: str, tmpl: dict) ->
         raise RuntimeError(f"could not add {opts.assignment} to the gradebook {db_url}:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
 
 
+def _cache_alembic_version() -> None:
+    """nbgrader runs `alembic heads` in a subprocess every time it opens a gradebook (about a
+    second each, several times per submission); the answer never changes within a run."""
+    import functools
+    import nbgrader.api
+    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
+        nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
+
+
 def grade(opts: Options) -> Outcome:
     t0 = time.monotonic()
     import warnings
     from sqlalchemy.exc import SAWarning
     warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader's own, harmless
+    _cache_alembic_version()
     # nbgrader's Gradebook runs `alembic` from PATH: this interpreter's bin first.
     bin_dir = str(Path(sys.executable).parent)
     if os.environ.get("PATH", "").split(os.pathsep)[0] != bin_dir:

@@ -161,6 +161,29 @@ def neutralise(nb_path: Path, index: int, stubs: dict) -> str:
     return label
 
 
+def _interrupted_cells(path: Path, timeout: int) -> list[str]:
+    """Cells stopped by the time limit (interrupted, then graded as they stood)."""
+    nb = nbformat.read(path, as_version=4)
+    out = []
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if any(o.get("output_type") == "error" and o.get("ename") in ("KeyboardInterrupt", "CellTimeoutError")
+               for o in cell.get("outputs", [])):
+            gid = cell.metadata.get("nbgrader", {}).get("grade_id") or f"cell {i + 1}"
+            out.append(f"{gid}: stopped by the time limit ({timeout} s per cell)")
+    return out
+
+
+def _cache_alembic_version() -> None:
+    """nbgrader runs `alembic heads` in a subprocess every time it opens a gradebook (about a
+    second each, several times per submission); the answer never changes within a run."""
+    import functools
+    import nbgrader.api
+    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
+        nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
+
+
 def grade(spec: dict) -> dict:
     from nbgrader.api import Gradebook
     from nbgrader.apps.api import NbGraderAPI
@@ -170,6 +193,7 @@ def grade(spec: dict) -> dict:
     import warnings
     from sqlalchemy.exc import SAWarning
     warnings.filterwarnings("ignore", category=SAWarning)
+    _cache_alembic_version()
     work = Path(spec["work"])
     course = work / "course"
     if course.exists():
@@ -263,6 +287,7 @@ def grade(spec: dict) -> dict:
         path = course / "autograded" / student / assignment / f"{nb_name}.ipynb"
         if path.exists():
             autograded[nb_name] = str(path)
+            problems.extend(_interrupted_cells(path, spec["limits"]["cell_timeout"]))
     if result_status == "ok" and any(p for p in problems if not p.startswith(("note:", "output truncated"))):
         result_status = "problem"
     return {"student": student, "status": result_status, "problems": problems, "scores": scores,
