@@ -44,7 +44,13 @@ def _pad_amounts(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
 
 
 def _as_batch(x, name: str) -> tuple[np.ndarray, bool]:
-    x = _validate.array(x, name, ndim=(3, 4))
+    x = _validate.array(x, name)
+    if x.ndim == 2:
+        raise ValueError(f"{name} must be an image (height, width, channels) or a batch (n, height, width, "
+                         f"channels), got shape {x.shape}; a grey image needs its channel axis: {name}[:, :, None]")
+    if x.ndim not in (3, 4):
+        raise ValueError(f"{name} must have 3 or 4 dimensions (height, width, channels), "
+                         f"with a batch axis first if 4, got shape {x.shape}")
     return (x, False) if x.ndim == 4 else (x[None], True)
 
 
@@ -125,8 +131,17 @@ def relu(x) -> np.ndarray:
 
 
 def softmax(scores, axis: int = -1) -> np.ndarray:
-    """Turn scores (logits) into probabilities that sum to 1 along ``axis``; numerically stable."""
+    """Turn scores (logits) into probabilities that sum to 1 along ``axis``; numerically stable.
+
+    ``softmax(z)_k = exp(z_k) / sum_j exp(z_j)``. Subtracting the largest score first changes
+    nothing mathematically but keeps ``exp`` from overflowing for scores in the hundreds.
+    """
     z = _validate.array(scores, "scores")
+    if z.ndim == 0:
+        raise ValueError("scores must have at least one dimension (one score per class), got a scalar")
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or not -z.ndim <= axis < z.ndim:
+        raise ValueError(f"axis must be an integer between {-z.ndim} and {z.ndim - 1} for scores of "
+                         f"shape {z.shape}, got {axis!r}")
     z = z - z.max(axis=axis, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=axis, keepdims=True)
@@ -148,21 +163,59 @@ def dense_param_count(inputs: int, units: int, *, bias: bool = True) -> int:
     return (_validate.positive_int(inputs, "inputs") + int(bias)) * _validate.positive_int(units, "units")
 
 
+def _filters(filters) -> tuple[int, ...]:
+    """``filters`` as a non-empty tuple of positive ints (one entry per convolution block)."""
+    if isinstance(filters, (int, np.integer)) and not isinstance(filters, bool):
+        filters = (filters,)
+    try:
+        values = tuple(filters)
+    except TypeError:
+        raise ValueError(f"filters must be a sequence of positive integers, one per convolution "
+                         f"block, got {filters!r}") from None
+    if not values:
+        raise ValueError("filters must name at least one convolution block, got an empty sequence")
+    return tuple(_validate.positive_int(f, "filters") for f in values)
+
+
+def _input_shape(input_shape) -> tuple[int, int, int]:
+    try:
+        values = tuple(input_shape)
+    except TypeError:
+        values = ()
+    if len(values) != 3:
+        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    return tuple(_validate.positive_int(v, "input_shape") for v in values)
+
+
 def cnn_layer_shapes(input_shape=(128, 128, 3), *, filters=(16, 32), kernel_size=(2, 2),
-                     pool_size=(2, 2), dense_units: int = 100, num_classes: int = 10):
+                     pool_size=(2, 2), dense_units: int = 100, num_classes: int = 10,
+                     padding: str = "valid"):
     """Layer by layer output shape and parameter count of the chapter's CNN, computed by hand.
 
     Returns a list of ``(layer name, output shape, parameters)``; it matches Keras's
-    ``model.summary()`` for :func:`build_cnn` with the same arguments.
+    ``model.summary()`` (and :func:`model_layer_shapes`) for :func:`build_cnn` with the same
+    arguments. ``padding`` is the convolutions' ('valid' as taught, or 'same'); pooling is
+    always 'valid', as in Keras's default. ``pool_size=1`` describes the network without pooling.
+    Raises ValueError when the image becomes smaller than a filter or a pooling window.
     """
-    h, w, c = (_validate.positive_int(v, "input_shape") for v in input_shape)
+    h, w, c = _input_shape(input_shape)
+    filters = _filters(filters)
     kh, kw = _validate.pair(kernel_size, "kernel_size")
     ph, pw = _validate.pair(pool_size, "pool_size")
+    _validate.choice(padding, "padding", PADDINGS)
+    dense_units = _validate.positive_int(dense_units, "dense_units")
+    num_classes = _validate.positive_int(num_classes, "num_classes")
     rows = []
     for i, f in enumerate(filters, start=1):
+        if padding == "valid" and (h < kh or w < kw):
+            raise ValueError(f"input_shape {tuple(input_shape)!r} is too small: block {i} gets a {h} x {w} "
+                             f"map, smaller than the {kh} x {kw} kernel_size (use padding='same' or fewer filters)")
         params = conv2d_param_count((kh, kw), c, f)
-        h, w, c = conv_output_length(h, kh), conv_output_length(w, kw), f
+        h, w, c = conv_output_length(h, kh, 1, padding), conv_output_length(w, kw, 1, padding), f
         rows.append((f"conv2d_{i}", (h, w, c), params))
+        if h < ph or w < pw:
+            raise ValueError(f"input_shape {tuple(input_shape)!r} is too small: block {i} pools a {h} x {w} "
+                             f"map with a {ph} x {pw} pool_size")
         h, w = conv_output_length(h, ph, ph), conv_output_length(w, pw, pw)
         rows.append((f"max_pooling2d_{i}", (h, w, c), 0))
     flat = h * w * c
@@ -172,29 +225,48 @@ def cnn_layer_shapes(input_shape=(128, 128, 3), *, filters=(16, 32), kernel_size
     return rows
 
 
+def model_layer_shapes(model):
+    """The same table as :func:`cnn_layer_shapes`, read from a built Keras model.
+
+    Returns ``[(layer name, output shape without the batch axis, parameters), ...]``, one row
+    per layer, so the hand count can be compared with what Keras built.
+    """
+    layers = getattr(model, "layers", None)
+    if layers is None or not getattr(model, "built", False):
+        raise ValueError(f"model must be a built Keras model (start it with keras.Input), got {type(model).__name__}")
+    return [(layer.name, tuple(int(d) for d in layer.output.shape[1:]), int(layer.count_params()))
+            for layer in layers]
+
+
 def build_cnn(input_shape=(128, 128, 3), num_classes: int = 10, *, filters=(16, 32),
-              kernel_size=(2, 2), pool_size=(2, 2), dense_units: int = 100, compile: bool = True):
+              kernel_size=(2, 2), pool_size=(2, 2), dense_units: int = 100, compile: bool = True,
+              padding: str = "valid"):
     """The chapter's CNN, built with ``keras.Sequential`` exactly as taught.
 
     Input -> [Conv2D(filters[i], kernel_size, strides=1, ReLU) -> MaxPooling2D(pool_size, strides=pool_size)]
     for each entry of ``filters`` -> Flatten -> Dense(dense_units, ReLU) -> Dense(num_classes, softmax).
+    ``padding`` is the convolutions' padding: 'valid' as taught, 'same' for small images (the
+    chapter uses it for 8 x 8 digits, where 'valid' shrinks the maps to 1 x 1).
     Compiled with Adam and categorical cross-entropy (labels one-hot) unless ``compile=False``.
     """
     import keras
 
-    shape = tuple(_validate.positive_int(v, "input_shape") for v in input_shape)
-    if len(shape) != 3:
-        raise ValueError(f"input_shape must be (height, width, channels), got {input_shape!r}")
+    shape = _input_shape(input_shape)
     num_classes = _validate.positive_int(num_classes, "num_classes")
     if num_classes < 2:
         raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    filters = _filters(filters)
     kernel_size, pool_size = _validate.pair(kernel_size, "kernel_size"), _validate.pair(pool_size, "pool_size")
+    dense_units = _validate.positive_int(dense_units, "dense_units")
+    _validate.choice(padding, "padding", PADDINGS)
+    cnn_layer_shapes(shape, filters=filters, kernel_size=kernel_size, pool_size=pool_size,
+                     dense_units=dense_units, num_classes=num_classes, padding=padding)  # fails early if too small
     layers = [keras.Input(shape=shape)]
     for f in filters:
-        layers += [keras.layers.Conv2D(_validate.positive_int(f, "filters"), kernel_size, strides=(1, 1), activation="relu"),
+        layers += [keras.layers.Conv2D(f, kernel_size, strides=(1, 1), padding=padding, activation="relu"),
                    keras.layers.MaxPooling2D(pool_size=pool_size, strides=pool_size)]
     layers += [keras.layers.Flatten(),
-               keras.layers.Dense(_validate.positive_int(dense_units, "dense_units"), activation="relu"),
+               keras.layers.Dense(dense_units, activation="relu"),
                keras.layers.Dense(num_classes, activation="softmax")]
     model = keras.Sequential(layers, name="cnn")
     if compile:

@@ -65,3 +65,225 @@ def show_images(images, titles=None, *, ncols: int = 8, cmap: str = "gray", supt
         fig.suptitle(suptitle)
     fig.tight_layout()
     return fig
+
+
+def _text_colour(rgba) -> str:
+    """Black on light cells, white on dark ones."""
+    r, g, b = rgba[:3]
+    return "black" if 0.299 * r + 0.587 * g + 0.114 * b > 0.5 else "white"
+
+
+def plot_matrix(values, *, ax=None, title: str | None = None, fmt: str = "{:g}", cmap: str = "Greys",
+                vmin=None, vmax=None, boxes=None, hide=None, xlabel: str = "column", ylabel: str = "row",
+                fontsize="medium"):
+    """A small 2-D array as coloured cells with each value written in its cell.
+
+    ``boxes`` outlines windows: a list of ``(row, col, height, width)`` or
+    ``(row, col, height, width, colour)``. ``hide`` is a boolean mask of cells left blank and
+    marked "?" (values not computed yet). Rows count down from the top, as in an image.
+    Taught in the chapter "Convolutional neural networks" (filters, feature maps, pooling).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    arr = np.asarray(values, dtype=float)
+    if arr.ndim == 3 and arr.shape[-1] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        raise ValueError(f"values must be a 2-D array (rows, columns), got shape {arr.shape}")
+    mask = np.zeros(arr.shape, bool) if hide is None else np.asarray(hide, bool)
+    if mask.shape != arr.shape:
+        raise ValueError(f"hide must have the shape of values {arr.shape}, got {mask.shape}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(0.5 * arr.shape[1] + 1, 0.5 * arr.shape[0] + 0.8))
+    shown = np.where(mask, np.nan, arr)
+    finite = arr[np.isfinite(arr)]
+    lo = vmin if vmin is not None else (finite.min() if finite.size else 0.0)
+    hi = vmax if vmax is not None else (finite.max() if finite.size else 1.0)
+    if hi <= lo:
+        lo, hi = lo - 1, hi + 1
+    image = ax.imshow(shown, cmap=cmap, vmin=lo, vmax=hi)
+    colours = plt.get_cmap(cmap)
+    for (i, j), v in np.ndenumerate(arr):
+        if mask[i, j]:
+            ax.text(j, i, "?", ha="center", va="center", color="0.5", fontsize=fontsize)
+        else:
+            ax.text(j, i, fmt.format(v), ha="center", va="center", fontsize=fontsize,
+                    color=_text_colour(colours((v - lo) / (hi - lo))))
+    for k, box in enumerate(boxes or []):
+        r, c, h, w, *colour = box
+        ax.add_patch(Rectangle((c - 0.5, r - 0.5), w, h, fill=False, lw=3,
+                               edgecolor=colour[0] if colour else f"C{3 + k}"))
+    ax.set_xticks(range(arr.shape[1]))
+    ax.set_yticks(range(arr.shape[0]))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title)
+    return ax
+
+
+def plot_convolution_steps(image, kernel, positions=None, *, stride=1, fmt: str = "{:g}"):
+    """A filter sliding over a grey image, one step per column.
+
+    The first column shows the filter. Each further column shows, on top, the image with the
+    filter's window at one output position ``(i, j)`` outlined and, below, the output (feature)
+    map with the values computed so far (the others are "?"), the new one outlined.
+    ``image`` is (H, W) or (H, W, 1); ``kernel`` is (kh, kw). ``positions`` defaults to every
+    output position in order. Returns the figure. Taught in "Convolutional neural networks".
+    """
+    import matplotlib.pyplot as plt
+
+    from . import _validate
+    from .cnn import conv2d
+
+    img = _validate.array(image, "image", ndim=(2, 3))
+    if img.ndim == 3:
+        if img.shape[-1] != 1:
+            raise ValueError(f"image must be grey, (H, W) or (H, W, 1), got shape {img.shape}")
+        img = img[..., 0]
+    ker = _validate.array(kernel, "kernel", ndim=2)
+    sh, sw = _validate.pair(stride, "stride")
+    out = conv2d(img[:, :, None], ker, strides=(sh, sw))[:, :, 0]
+    if positions is None:
+        positions = [(i, j) for i in range(out.shape[0]) for j in range(out.shape[1])]
+    positions = [tuple(int(v) for v in p) for p in positions]
+    if not positions:
+        raise ValueError("positions must contain at least one output position (i, j)")
+    for p in positions:
+        if len(p) != 2 or not (0 <= p[0] < out.shape[0] and 0 <= p[1] < out.shape[1]):
+            raise ValueError(f"positions must be (row, column) pairs inside the {out.shape[0]} x {out.shape[1]} "
+                             f"output, got {p}")
+    order = {(i, j): n for n, (i, j) in enumerate((i, j) for i in range(out.shape[0]) for j in range(out.shape[1]))}
+    kh, kw = ker.shape
+    ncols = len(positions) + 1
+    fig, axes = plt.subplots(2, ncols, figsize=(2.3 * ncols, 5.2), squeeze=False, layout="constrained",
+                             gridspec_kw={"height_ratios": [img.shape[0], max(out.shape[0], 2)]})
+    lim = np.abs(ker).max() or 1.0
+    plot_matrix(ker, ax=axes[0, 0], title=f"filter ({kh} x {kw})", fmt=fmt, cmap="RdBu_r", vmin=-lim, vmax=lim)
+    axes[1, 0].axis("off")
+    axes[1, 0].text(0.5, 0.5, f"stride {sh} x {sw}\n\nout[i, j] = sum of\nwindow x filter",
+                    ha="center", va="center", transform=axes[1, 0].transAxes)
+    for col, (i, j) in enumerate(positions, start=1):
+        plot_matrix(img, ax=axes[0, col], title=f"input, window at ({i * sh}, {j * sw})", fmt=fmt,
+                    boxes=[(i * sh, j * sw, kh, kw, "C3")], vmin=img.min(), vmax=img.max())
+        done = np.array([[order[(a, b)] > order[(i, j)] for b in range(out.shape[1])] for a in range(out.shape[0])])
+        plot_matrix(out, ax=axes[1, col], title=f"out[{i}, {j}] = {fmt.format(out[i, j])}", fmt=fmt, cmap="RdBu_r",
+                    vmin=-np.abs(out).max() or -1, vmax=np.abs(out).max() or 1, hide=done,
+                    boxes=[(i, j, 1, 1, "C3")])
+    fig.suptitle("A filter sliding over an image: each window gives one value of the feature map")
+    return fig
+
+
+def plot_feature_maps(maps, titles=None, *, ncols: int = 4, cmap: str = "gray", symmetric: bool = False,
+                      suptitle: str | None = None, size: float = 2.8, colorbar: bool = True,
+                      clip_percentile: float = 100.0):
+    """Feature maps, the output of a convolution: one image per filter, with pixel axes.
+
+    ``maps`` is (H, W, F) (or a list of 2-D maps). With ``symmetric=True`` the colour scale is
+    centred on 0 (use a diverging ``cmap`` such as "RdBu_r" for signed maps before ReLU).
+    ``clip_percentile`` (e.g. 99) saturates the colour scale at that percentile of each map's
+    absolute values, so that a few strong responses do not wash out the rest.
+    Returns the figure. Taught in the chapter "Convolutional neural networks".
+    """
+    import matplotlib.pyplot as plt
+
+    if isinstance(maps, (list, tuple)):
+        maps = [np.asarray(m, dtype=float) for m in maps]
+        if not maps or any(m.ndim != 2 for m in maps):
+            raise ValueError("maps must be (H, W, F) or a non-empty list of 2-D maps")
+    else:
+        arr = np.asarray(maps, dtype=float)
+        if arr.ndim == 2:
+            arr = arr[..., None]
+        if arr.ndim != 3:
+            raise ValueError(f"maps must be (H, W, F) or a list of 2-D maps, got shape {arr.shape}")
+        maps = [arr[..., f] for f in range(arr.shape[-1])]
+    if titles is not None and len(titles) != len(maps):
+        raise ValueError(f"titles has {len(titles)} entries for {len(maps)} feature maps")
+    if isinstance(clip_percentile, bool) or not isinstance(clip_percentile, (int, float)) or not 0 < clip_percentile <= 100:
+        raise ValueError(f"clip_percentile must be a number in (0, 100], got {clip_percentile!r}")
+    ncols = max(1, min(int(ncols), len(maps)))
+    nrows = int(np.ceil(len(maps) / ncols))
+    aspect = maps[0].shape[0] / maps[0].shape[1]
+    fig, axes = plt.subplots(nrows, ncols, figsize=(size * ncols, size * aspect * nrows + 0.5 + 0.4 * nrows),
+                             squeeze=False, layout="constrained")
+    for k, ax in enumerate(axes.ravel()):
+        if k >= len(maps):
+            ax.axis("off")
+            continue
+        m = maps[k]
+        lim = float(np.percentile(np.abs(m), clip_percentile)) or 1.0
+        low = -lim if symmetric else min(float(m.min()), 0.0) if clip_percentile < 100 else None
+        im = ax.imshow(m, cmap=cmap, vmin=low, vmax=lim if (symmetric or clip_percentile < 100) else None)
+        ax.set_title(str(titles[k]) if titles is not None else f"feature map {k}", fontsize="medium")
+        if k % ncols == 0:
+            ax.set_ylabel("row (pixels)")
+        if k >= len(maps) - ncols:
+            ax.set_xlabel("column (pixels)")
+        if colorbar:
+            fig.colorbar(im, ax=ax, shrink=0.8)
+    if suptitle:
+        fig.suptitle(suptitle)
+    return fig
+
+
+_KINDS = (("input", "Input", "0.85"), ("conv", "Conv2D\n+ ReLU", "C0"), ("max_pool", "MaxPooling2D", "C1"),
+          ("average_pool", "AveragePooling2D", "C1"), ("flatten", "Flatten", "C7"),
+          ("dense_output", "Dense\n+ softmax", "C3"), ("dense", "Dense\n+ ReLU", "C2"))
+
+
+def plot_cnn_architecture(layers, input_shape, *, ax=None, title: str | None = None):
+    """The CNN as a diagram: one block per layer, from the input to the class probabilities.
+
+    ``layers`` is the table of :func:`dlcourse.cnn.cnn_layer_shapes` (or
+    :func:`dlcourse.cnn.model_layer_shapes`): ``(name, output shape, parameters)`` rows. A block's
+    height grows with its map's height (images) or number of units (vectors); stacked sheets
+    stand for channels. Under each block: the layer, its output shape and its parameters.
+    Taught in the chapter "Convolutional neural networks".
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import FancyArrowPatch, Rectangle
+
+    rows = [("input", tuple(int(v) for v in input_shape), 0)] + [(str(n), tuple(int(v) for v in s), int(p))
+                                                                 for n, s, p in layers]
+    if len(rows) < 2:
+        raise ValueError("layers must contain at least one (name, shape, parameters) row")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.6 * len(rows), 4.2))
+    top_h = max(s[0] for _, s, _ in rows if len(s) == 3)
+    top_units = max((s[0] for _, s, _ in rows if len(s) == 1), default=1)
+    step = 1.6
+    for k, (name, shape, params) in enumerate(rows):
+        label, colour = next(((lab, col) for key, lab, col in _KINDS if name.startswith(key)), (name, "C4"))
+        x = k * step
+        if len(shape) == 3:
+            height = 0.6 + 1.8 * np.sqrt(shape[0] / top_h)
+            sheets = int(min(max(np.log2(shape[2]) + 1, 1), 6))
+            for s in reversed(range(sheets)):
+                ax.add_patch(Rectangle((x - 0.35 + 0.07 * s, 1.6 - height / 2 + 0.07 * s), 0.5, height,
+                                       facecolor=colour, edgecolor="black", alpha=0.85, lw=0.8))
+            text = " x ".join(str(v) for v in shape)
+        else:
+            height = 0.6 + 1.8 * np.log10(shape[0] + 1) / np.log10(max(top_units, shape[0]) + 1)
+            ax.add_patch(Rectangle((x - 0.12, 1.6 - height / 2), 0.24, height, facecolor=colour,
+                                   edgecolor="black", alpha=0.85, lw=0.8))
+            text = f"{shape[0]:,}"
+        ax.text(x, -0.05, label, ha="center", va="top", fontsize="small", fontweight="bold")
+        ax.text(x, -0.75, text, ha="center", va="top", fontsize="small")
+        ax.text(x, -1.1, f"{params:,} params" if name != "input" else "", ha="center", va="top",
+                fontsize="x-small", color="0.3")
+        if k:
+            ax.add_patch(FancyArrowPatch(((k - 1) * step + 0.45, 1.6), (x - 0.42, 1.6),
+                                         arrowstyle="-|>", mutation_scale=12, color="0.3"))
+    ax.set_xlim(-0.8, (len(rows) - 1) * step + 0.8)
+    ax.set_ylim(-1.5, 3.2)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel("layers, from the input image (left) to the class probabilities (right)")
+    ax.set_ylabel("block height ~ map size")
+    total = sum(p for _, _, p in rows)
+    ax.set_title(title or f"The CNN, layer by layer ({total:,} parameters)")
+    return ax
