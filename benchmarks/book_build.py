@@ -14,7 +14,9 @@ does (`jupyter-book build . -W -n --keep-going`) four times:
 
 For each build it prints the wall time, the CPU time of the build and everything it started
 (kernels included), the idle-machine estimate CPU / 2 (this machine has 2 cores and is usually
-shared, which inflates wall time), and which chapters were executed, with myst-nb's own timing.
+shared, which inflates wall time; the estimate assumes the work keeps both cores busy, and the
+CPU time itself bounds the idle wall time from above), and which chapters were executed, with
+myst-nb's own timing (wall time, so also inflated on a shared machine).
 Goals (issue 8): cold build under 8 minutes, warm rebuild under 30 seconds. It is a report, not
 a test: the exit status is non-zero only when a build fails or an edit re-executes the wrong
 chapters.
@@ -89,11 +91,20 @@ def build(source: Path, name: str) -> Build:
     return result
 
 
-def report(b: Build) -> str:
+def verdict(b: Build) -> str:
     goal = GOALS.get(b.name)
-    verdict = "" if goal is None else (f"  goal < {goal:.0f} s: " + ("met" if b.idle_estimate < goal else "NOT met"))
+    if goal is None:
+        return ""
+    if b.cpu < goal:
+        return f"  goal < {goal:.0f} s: met (even on one core)"
+    if b.idle_estimate < goal:
+        return f"  goal < {goal:.0f} s: met if the work uses both cores"
+    return f"  goal < {goal:.0f} s: NOT met"
+
+
+def report(b: Build) -> str:
     lines = [f"{b.name:>12}: wall {b.wall:7.1f} s   CPU {b.cpu:7.1f} s   idle 2-core estimate {b.idle_estimate:7.1f} s"
-             f"{verdict}{'' if b.returncode == 0 else '   BUILD FAILED'}"]
+             f"{verdict(b)}{'' if b.returncode == 0 else '   BUILD FAILED'}"]
     executed = ", ".join(f"{c} ({s:.0f} s)" for c, s in b.executed.items()) or "none"
     lines.append(f"{'':>14}executed: {executed}; from the cache: {len(b.cached)}")
     return "\n".join(lines)
