@@ -208,6 +208,11 @@ def grade(opts: Options) -> Outcome:
     jobs = opts.jobs or os.cpu_count() or 1
     settings = course_settings(opts.course)
     db_url = opts.db_url or settings["db_url"]
+    if db_url.startswith(("postgresql://", "postgres://")):
+        # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the course installs psycopg2.
+        import importlib.util
+        if importlib.util.find_spec("psycopg") is None and importlib.util.find_spec("psycopg2") is not None:
+            db_url = "postgresql+psycopg2://" + db_url.split("://", 1)[1]
     if db_url.startswith("sqlite:///") and not db_url.startswith("sqlite:////"):
         db_url = f"sqlite:///{(opts.course / db_url[len('sqlite:///'):]).resolve()}"
     work = opts.out / ".work"

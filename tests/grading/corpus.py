@@ -127,7 +127,7 @@ CASES = {
     "exit_kernel":       ("os._exit(0) in part 3", "problem", 3, "ref_no_part3", ["the kernel died"]),
     "crash_kernel":      ("segfault (ctypes) in part 3", "problem", 3, "ref_no_part3", ["the kernel died"]),
     "memory_hog":        ("allocates memory without end in part 3", "problem", 3, "ref_no_part3", ["GiB of memory"]),
-    "fork_bomb":         ("forks without end in part 3", "problem", 3, "ref_no_part3", ["processes"]),
+    "fork_bomb":         ("forks without end in part 3", "problem", 3, "ref_no_part3", ["graded as unanswered"]),
     "infinite_loop":     ("while True: pass in part 3", "problem", 3, "ref_no_part3", ["30 s"]),
     "huge_output":       ("prints 20 MB in part 2", "ok", 5, "honest", ["output truncated"]),
     "sandbox_probes":    ("honest, plus a cell that tries to escape", "ok", 5, "honest", []),
