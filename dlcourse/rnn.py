@@ -475,7 +475,7 @@ def build_sequence_regressor(kind: str = "lstm", units: int = 16, *, length: int
     Input (length, features) -> SimpleRNN / LSTM / GRU(units) -> Dense(1). Used for the adding
     problem (features 2) and for forecasting a series (features 1). ``length=None`` accepts any
     length. Compiled with Adam(learning_rate) and mean squared error; ``jit_compile=True``
-    (XLA) makes small recurrent networks about twice as fast on a CPU.
+    (XLA) makes small recurrent networks faster on a CPU (a GRU up to twice as fast).
     """
     import keras
 
