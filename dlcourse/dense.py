@@ -364,20 +364,78 @@ def load_mnist1d_subsets(train_sizes, *, num_test: int = 1000, seed: int = 42):
     return subsets, X[-num_test:], y[-num_test:]
 
 
-def matmul_gflops(n: int = 1024, *, repeats: int = 3, dtype=np.float32, seed: int = 0) -> float:
+def matmul_gflops(n: int = 1024, *, repeats: int = 3, min_seconds: float = 0.05, threads: int | None = None,
+                  dtype=np.float32, seed: int = 0) -> float:
     """This machine's measured throughput multiplying two n x n matrices with NumPy, in GFLOP/s.
 
     One product costs 2 n^3 floating-point operations (n^3 multiplications and as many
-    additions); the best of ``repeats`` timed runs (after one warm-up) is reported.
+    additions). After one warm-up product, the product is timed at least ``repeats`` times and
+    for at least ``min_seconds`` in all; the fastest run is reported (the others were slowed down
+    by whatever else the machine was doing). ``threads=1`` measures one core: NumPy's BLAS is
+    limited to that many threads during the measurement (with threadpoolctl, which scikit-learn
+    installs); ``None`` uses BLAS's default, usually every core.
     """
+    if threads is not None:
+        from threadpoolctl import threadpool_limits
+
+        threads = _validate.positive_int(threads, "threads")
+        with threadpool_limits(limits=threads, user_api="blas"):
+            return matmul_gflops(n, repeats=repeats, min_seconds=min_seconds, dtype=dtype, seed=seed)
     n = _validate.positive_int(n, "n")
     repeats = _validate.positive_int(repeats, "repeats")
+    if isinstance(min_seconds, bool) or not isinstance(min_seconds, numbers.Real) or not 0 <= min_seconds <= 60:
+        raise ValueError(f"min_seconds must be a number of seconds between 0 and 60, got {min_seconds!r}")
     rng = np.random.default_rng(seed)
     a, b = rng.standard_normal((n, n)).astype(dtype), rng.standard_normal((n, n)).astype(dtype)
     a @ b
-    best = math.inf
-    for _ in range(repeats):
+    best, runs, started = math.inf, 0, time.perf_counter()
+    while runs < repeats or time.perf_counter() - started < min_seconds:
         start = time.perf_counter()
         a @ b
         best = min(best, time.perf_counter() - start)
+        runs += 1
     return 2 * n ** 3 / best / 1e9
+
+
+# --------------------------------------------------------------------------- pictures
+def draw_mlp(layer_sizes, *, ax=None, title: str | None = None, max_units: int = 8,
+             units_per_circle: int | None = None):
+    """Draw a fully connected network as circles (units) and lines (weights), input on the left.
+
+    ``layer_sizes`` lists the units per layer, input first and output last, e.g. ``(40, 298, 10)``.
+    Each layer is labelled with its true width. By default a layer is drawn with one circle per
+    unit, at most ``max_units``; with ``units_per_circle=k`` one circle stands for about k units
+    (at least 2, at most ``max_units`` circles), so wider layers look wider. Returns the axes.
+    """
+    import matplotlib.pyplot as plt
+
+    sizes = tuple(_validate.positive_int(s, "layer_sizes") for s in layer_sizes)
+    if len(sizes) < 2:
+        raise ValueError(f"layer_sizes must list at least an input and an output layer, got {layer_sizes!r}")
+    max_units = _validate.positive_int(max_units, "max_units")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(1.3 * len(sizes) + 1, 3))
+    if units_per_circle is None:
+        shown = [min(s, max_units) for s in sizes]
+    else:
+        per = _validate.positive_int(units_per_circle, "units_per_circle")
+        shown = [min(s, max_units, max(2, round(s / per))) for s in sizes]
+    ys = [np.linspace(-1, 1, k) * (k - 1) / (max_units - 1 or 1) for k in shown]
+    for i in range(len(sizes) - 1):
+        for y0 in ys[i]:
+            for y1 in ys[i + 1]:
+                ax.plot([i, i + 1], [y0, y1], color="0.75", lw=0.5, zorder=1)
+    for i, (k, y) in enumerate(zip(sizes, ys)):
+        color = "C0" if i == 0 else ("C3" if i == len(sizes) - 1 else "C1")
+        ax.scatter(np.full(len(y), i), y, s=60, color=color, edgecolor="k", zorder=2)
+        role = "input" if i == 0 else ("output" if i == len(sizes) - 1 else f"hidden {i}")
+        ax.text(i, -1.25, f"{role}\n{k} units", ha="center", va="top", fontsize="small")
+    ax.set_xlim(-0.5, len(sizes) - 0.5)
+    ax.set_ylim(-1.75, 1.15)
+    ax.set_xticks(range(len(sizes)), [f"layer {i}" for i in range(len(sizes))])
+    ax.set_yticks([])
+    ax.set_xlabel("layer (data flows left to right)")
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(title or f"{len(sizes) - 2} hidden layer(s)")
+    return ax

@@ -225,8 +225,9 @@ def test_load_mnist1d_subsets_are_nested_with_a_fixed_test_set():
 
 
 def test_matmul_gflops_is_a_positive_rate():
-    rate = dense.matmul_gflops(64, repeats=2)
-    assert np.isfinite(rate) and rate > 0
+    for threads in (None, 1):
+        rate = dense.matmul_gflops(64, repeats=2, threads=threads)
+        assert np.isfinite(rate) and rate > 0
 
 
 # ---------------------------------------------------------------- bad arguments
@@ -254,7 +255,21 @@ def test_matmul_gflops_is_a_positive_rate():
     (lambda: dense.load_mnist1d_subsets(100), "train_sizes must be a list"),
     (lambda: dense.load_mnist1d_subsets([100, -5]), "train_sizes must be a positive integer"),
     (lambda: dense.matmul_gflops(0), "n must be a positive integer"),
+    (lambda: dense.matmul_gflops(8, min_seconds=-1), "min_seconds must be a number"),
+    (lambda: dense.matmul_gflops(8, threads=0), "threads must be a positive integer"),
 ])
 def test_bad_arguments_are_rejected_clearly(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_draw_mlp_draws_every_shown_weight_and_labels_the_axes():
+    import matplotlib
+    matplotlib.use("Agg")
+    ax = dense.draw_mlp((4, 3, 2), title="tiny")
+    assert len(ax.lines) == 4 * 3 + 3 * 2
+    assert ax.get_title() == "tiny" and ax.get_xlabel()
+    with pytest.raises(ValueError, match="at least an input and an output"):
+        dense.draw_mlp((4,))
+    ax = dense.draw_mlp((40, 300, 75, 10), units_per_circle=25, max_units=12)
+    assert len(ax.lines) == 2 * 12 + 12 * 3 + 3 * 2           # 2, 12, 3 and 2 circles
