@@ -83,3 +83,24 @@ def test_solutions_and_hidden_tests_never_appear_in_the_student_book(book):
         for name, lines in secrets.items():
             leaked = sorted(line for line in lines if line in text or json.dumps(line)[1:-1] in text)
             assert not leaked, f"{rel} contains solution or hidden-test lines of {name}: {leaked[:3]}"
+
+
+# Every chapter has the course's rhythm, in this order (other sections may come in between).
+RHYTHM = ["What you will learn", "The idea", "From scratch", r"The (Keras|TensorFlow) way", "Experiment",
+          "What to remember", "Exercise"]
+
+
+def toc_chapters():
+    toc = yaml.safe_load((book_source() / "_toc.yml").read_text())
+    return [c["file"] for part in toc.get("parts", []) if part.get("numbered") for c in part.get("chapters", [])]
+
+
+@pytest.mark.parametrize("chapter", toc_chapters())
+def test_chapter_follows_the_course_rhythm(chapter):
+    headings = re.findall(r"^## (.+?)\s*$", (book_source() / f"{chapter}.md").read_text(), flags=re.M)
+    position = 0
+    for step in RHYTHM:
+        found = next((i for i in range(position, len(headings)) if re.match(step, headings[i])), None)
+        assert found is not None, (f"{chapter}: no section '{step}' after '{headings[position - 1] if position else 'the title'}'; "
+                                   f"its sections are {headings} (CONTRIBUTING.md: the chapter's rhythm)")
+        position = found + 1
