@@ -283,9 +283,13 @@ def test_make_lab_validate_button_runs_nbgrader_validate(validated):
     assert "failed" in validated["text"] and "NotImplementedError" in validated["text"], validated["text"][:2000]
 
 
-def test_make_lab_assignment_list_answers(lab):
+def test_make_lab_assignment_list_extension_answers(lab):
+    # The assignment list shows what an nbgrader exchange holds (a JupyterHub's, see the
+    # instructors' page); with none configured it answers with nbgrader's explanation.
     answer = lab.api("assignments?course_id=dlcourse")
     assert "success" in answer and "value" in answer, answer
+    if not answer["success"]:
+        assert "exchange directory does not exist" in answer["value"], answer
 
 
 def test_make_lab_finds_the_course_nbgrader_config(lab, validated):
