@@ -270,6 +270,39 @@ def pseudo_likelihood(v, weights, visible_bias, hidden_bias, *, exact: bool = Tr
     return out
 
 
+def expected_cd1_gradients(v_data, weights, visible_bias, hidden_bias, *, visible: str = "sample"):
+    """The exact expectation of one CD-1 step's statistics, by enumerating the layers' states.
+
+    One CD-1 step samples h0 ~ p(h | v_data), then v1 ~ p(v | h0) (``visible="sample"``) or
+    takes v1 = p(v | h0) (``visible="probability"``, a common variant), and returns
+    :func:`cd_gradients` (v_data, v1). Its result is random; this returns its expected value
+    (dW, db, dc), exactly, so that a CD-1 implementation can be checked by averaging many of
+    its updates. Small RBMs only (at most 12 units per layer).
+    """
+    _validate.choice(visible, "visible", ("sample", "probability"))
+    W, b, c = _parameters(weights, visible_bias, hidden_bias)
+    v_data = _columns(_unit_interval(v_data, "v_data"), W.shape[0], "v_data", "visible")
+    n_visible, n_hidden = W.shape
+    if max(n_visible, n_hidden) > 12:
+        raise ValueError(f"expected_cd1_gradients enumerates both layers, which must have at most 12 units; got weights of shape {W.shape}")
+    H, V = _all_states(n_hidden), _all_states(n_visible)
+    p_h0 = expit(v_data @ W + c)                                            # (n, n_hidden)
+    prob_h0 = np.prod(np.where(H[None] == 1, p_h0[:, None], 1 - p_h0[:, None]), axis=2)   # (n, 2^nh)
+    p_v1 = expit(H @ W.T + b)                                               # (2^nh, n_visible)
+    if visible == "sample":
+        prob_v1 = np.prod(np.where(V[None] == 1, p_v1[:, None], 1 - p_v1[:, None]), axis=2)  # (2^nh, 2^nv)
+        weight_v = prob_h0 @ prob_v1                                        # (n, 2^nv): p(v1 = V | v_data row)
+        neg_v, neg_h = weight_v @ V, weight_v @ expit(V @ W + c)
+        neg_vh = np.einsum("nk,ki,kj->ij", weight_v, V, expit(V @ W + c))
+    else:
+        neg_v, neg_h = prob_h0 @ p_v1, prob_h0 @ expit(p_v1 @ W + c)
+        neg_vh = np.einsum("nk,ki,kj->ij", prob_h0, p_v1, expit(p_v1 @ W + c))
+    n = len(v_data)
+    pos_h = expit(v_data @ W + c)
+    return ((v_data.T @ pos_h - neg_vh) / n, (v_data.sum(axis=0) - neg_v.sum(axis=0)) / n,
+            (pos_h.sum(axis=0) - neg_h.sum(axis=0)) / n)
+
+
 def _all_states(n: int) -> np.ndarray:
     return ((np.arange(2 ** n)[:, None] >> np.arange(n)[::-1]) & 1).astype(float)
 
@@ -354,6 +387,41 @@ def hide_pixels(X, fraction: float = 0.5, *, random_state=None):
     hidden = X.astype(float).copy()
     hidden[mask] = np.nan
     return hidden, mask
+
+
+def draw_rbm(n_visible: int = 6, n_hidden: int = 4, *, ax=None, title: str | None = None):
+    """Draw an RBM as a bipartite graph: hidden units on top, visible units below, every
+    visible unit joined to every hidden unit, no connections within a layer. Returns the axes."""
+    import matplotlib.pyplot as plt
+
+    n_visible = _validate.positive_int(n_visible, "n_visible")
+    n_hidden = _validate.positive_int(n_hidden, "n_hidden")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3))
+    xv = np.linspace(0, 1, n_visible) if n_visible > 1 else np.array([0.5])
+    xh = np.linspace(0.15, 0.85, n_hidden) if n_hidden > 1 else np.array([0.5])
+    for a in xv:
+        for bx in xh:
+            ax.plot([a, bx], [0, 1], color="0.6", lw=0.8, zorder=1)
+    ax.scatter(xv, np.zeros(n_visible), s=500, color="C0", edgecolor="k", zorder=2)
+    ax.scatter(xh, np.ones(n_hidden), s=500, color="C1", edgecolor="k", zorder=2)
+    for i, a in enumerate(xv):
+        ax.text(a, 0, f"$v_{{{i + 1}}}$", ha="center", va="center", fontsize="small", zorder=3)
+    for j, bx in enumerate(xh):
+        ax.text(bx, 1, f"$h_{{{j + 1}}}$", ha="center", va="center", fontsize="small", zorder=3)
+    ax.text(1.12, 0, "visible units $v$\n(the data), bias $b$", va="center", fontsize="small")
+    ax.text(1.12, 1, "hidden units $h$\n(features), bias $c$", va="center", fontsize="small")
+    ax.text(0.5, 0.5, "weights $W$", ha="center", va="center", fontsize="small",
+            bbox={"facecolor": "white", "edgecolor": "none"}, zorder=3)
+    ax.set_xlim(-0.1, 1.55)
+    ax.set_ylim(-0.3, 1.3)
+    ax.set_xticks([])
+    ax.set_yticks([0, 1], ["visible layer", "hidden layer"])
+    ax.set_xlabel("units (every visible unit is connected to every hidden unit)")
+    ax.set_title(title or f"An RBM with {n_visible} visible and {n_hidden} hidden units")
+    for side in ("top", "right", "bottom"):
+        ax.spines[side].set_visible(False)
+    return ax
 
 
 # ----------------------------------------------------------------------------------------------
@@ -713,7 +781,8 @@ class RBM(TransformerMixin, BaseEstimator):
         self._is_fitted()
         _validate.choice(method, "method", IMPUTE_METHODS)
         n_steps = _validate.positive_int(n_steps, "n_steps")
-        if isinstance(burn_in, bool) or not isinstance(burn_in, numbers.Integral) or not 0 <= burn_in < n_steps:
+        if method == "gibbs" and (isinstance(burn_in, bool) or not isinstance(burn_in, numbers.Integral)
+                                  or not 0 <= burn_in < n_steps):
             raise ValueError(f"burn_in must be an integer from 0 to n_steps - 1 = {n_steps - 1}, got {burn_in!r}")
         try:
             arr = np.asarray(X, dtype=float)
@@ -729,6 +798,7 @@ class RBM(TransformerMixin, BaseEstimator):
         start = np.broadcast_to(expit(self.intercept_visible_), arr.shape)
         filled = _tf_functions()["impute"](
             self._W, self._b, self._c, tf.constant(clean, self._dt), tf.constant(observed),
-            tf.constant(start, self._dt), tf.constant(n_steps), tf.constant(int(burn_in)), self._seed(),
+            tf.constant(start, self._dt), tf.constant(n_steps), tf.constant(int(burn_in) if method == "gibbs" else 0),
+            self._seed(),
             method == "mean-field")
         return filled.numpy().astype(float)

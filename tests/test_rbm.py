@@ -415,3 +415,22 @@ def test_estimator_rejects_bad_arguments(digits):
         model.sample(3, start=X[:2])
     with pytest.raises(ValueError, match="record_every"):
         model.gibbs_chain(X[:2], 5, record_every=6)
+
+
+@pytest.mark.parametrize("visible", ["sample", "probability"])
+def test_expected_cd1_gradients_is_the_average_of_many_cd1_steps(visible):
+    W, b, c = random_rbm(3, 2, seed=22, scale=1.5)
+    v = all_states(3)
+    rng = np.random.default_rng(23)
+    total = [np.zeros_like(W), np.zeros(3), np.zeros(2)]
+    n_steps = 4000
+    for _ in range(n_steps):
+        h0 = R.sample_bernoulli(R.hidden_probabilities(v, W, c), rng)
+        p_v1 = R.visible_probabilities(h0, W, b)
+        v1 = R.sample_bernoulli(p_v1, rng) if visible == "sample" else p_v1
+        for t, g in zip(total, R.cd_gradients(v, v1, W, c)):
+            t += g / n_steps
+    for t, e in zip(total, R.expected_cd1_gradients(v, W, b, c, visible=visible)):
+        np.testing.assert_allclose(t, e, atol=0.015)
+    other = R.expected_cd1_gradients(v, W, b, c, visible="probability" if visible == "sample" else "sample")
+    assert np.abs(other[0] - R.expected_cd1_gradients(v, W, b, c, visible=visible)[0]).max() > 0.01
