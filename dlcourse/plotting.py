@@ -157,7 +157,7 @@ def plot_convolution_steps(image, kernel, positions=None, *, stride=1, fmt: str 
     order = {(i, j): n for n, (i, j) in enumerate((i, j) for i in range(out.shape[0]) for j in range(out.shape[1]))}
     kh, kw = ker.shape
     ncols = len(positions) + 1
-    fig, axes = plt.subplots(2, ncols, figsize=(2.3 * ncols, 5.2), squeeze=False, layout="constrained",
+    fig, axes = plt.subplots(2, ncols, figsize=(2.1 * ncols, 5.0), squeeze=False, layout="constrained",
                              gridspec_kw={"height_ratios": [img.shape[0], max(out.shape[0], 2)]})
     lim = np.abs(ker).max() or 1.0
     plot_matrix(ker, ax=axes[0, 0], title=f"filter ({kh} x {kw})", fmt=fmt, cmap="RdBu_r", vmin=-lim, vmax=lim)
