@@ -76,10 +76,15 @@ def make_lab(notebook_dir: Path, *, timeout: float = 600):
     if os.geteuid() == 0:
         args.append("--allow-root")
     log = Path(tempfile.mkstemp(prefix="dlcourse-lab-", suffix=".log")[1])
+    # Fresh JupyterLab settings and workspace: no tabs restored from an earlier session, and the
+    # user's own settings are not touched.
+    state = Path(tempfile.mkdtemp(prefix="dlcourse-lab-state-"))
+    env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
+               JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"))
     with log.open("w") as out:
         proc = subprocess.Popen(["make", "-s", "lab", f"LAB_DIR={notebook_dir}", f"LAB_ARGS={' '.join(args)}"],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+                                start_new_session=True, env=env)
     lab = Lab(f"http://127.0.0.1:{port}", token, log, Path(notebook_dir))
     try:
         deadline = time.monotonic() + timeout
@@ -103,6 +108,7 @@ def make_lab(notebook_dir: Path, *, timeout: float = 600):
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+        shutil.rmtree(state, ignore_errors=True)
 
 
 def scratch_exercises() -> Path:
@@ -118,17 +124,17 @@ def open_notebook(driver, lab: Lab, path: str, timeout: float = 180):
     from selenium.webdriver.support import expected_conditions as EC
     from selenium.webdriver.support.ui import WebDriverWait
 
-    driver.get(f"{lab.url}/lab/tree/{path}?token={lab.token}")
+    driver.get(f"{lab.url}/lab/tree/{path}?reset&token={lab.token}")
     wait = WebDriverWait(driver, timeout)
-    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, ".jp-NotebookPanel .jp-Notebook .jp-Cell")))
+    panel = ".jp-NotebookPanel:not(.lm-mod-hidden)"  # the notebook in front
+    wait.until(EC.visibility_of_element_located((By.CSS_SELECTOR, f"{panel} .jp-Notebook .jp-Cell")))
     button = wait.until(EC.element_to_be_clickable(
-        (By.CSS_SELECTOR, ".jp-NotebookPanel-toolbar .validate-button button, .jp-NotebookPanel-toolbar .validate-button")))
+        (By.CSS_SELECTOR, f"{panel} .jp-NotebookPanel-toolbar .validate-button")))
     dismiss_notifications(driver)
     # Wait for the kernel to be idle so that the toolbar's status is settled in the picture.
     with contextlib.suppress(Exception):
         WebDriverWait(driver, 60).until(lambda d: d.execute_script(
-            "const s = document.querySelector('.jp-NotebookPanel-toolbar .jp-Toolbar-kernelStatus, "
-            ".jp-NotebookPanel-toolbar [data-jp-item-name=\"kernelStatus\"]');"
+            "const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Toolbar-kernelStatus');"
             "return !s || /idle/i.test(s.getAttribute('title') || s.textContent || '');"))
     return button
 

@@ -10,13 +10,15 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-# Lines that must never appear in an executed cell's output: Python tracebacks and warnings,
+# Lines that must never appear in an executed cell's output: Python tracebacks and warnings as
+# Python writes them ("file.py:12: UserWarning: ..."; a chapter may print a warning's message on
+# purpose, to teach it),
 # TensorFlow's C++ log lines (e.g. "I0000 00:00:1700000000.123456  123 port.cc:153] oneDNN ...",
 # "WARNING: All log messages before absl::InitializeLog() is called ...") and its CUDA probing.
 NOISE = re.compile(
     r"Traceback \(most recent call last\)|^\s*[IWEF]\d{4} \d\d:\d\d:\d\d|absl::InitializeLog"
     r"|oneDNN custom operations|TensorFlow binary is optimized|Unable to register cu(DNN|FFT|BLAS)"
-    r"|could not find cuda drivers|tensorflow/core/|WARNING:tensorflow|\w+Warning: ", re.M)
+    r"|could not find cuda drivers|tensorflow/core/|WARNING:(tensorflow|absl)|\.py:\d+: \w*Warning: ", re.M)
 
 
 @dataclass
