@@ -106,12 +106,44 @@ class SandboxedKernelManager(AsyncKernelManager):
             log.close()
 
     async def _async_interrupt_kernel(self):
-        # A signal would hit bubblewrap, not the kernel: ask the kernel itself.
+        """SIGINT to the kernel's own process, found by its real PID.
+
+        jupyter_client would signal the process it started, which is bubblewrap: bubblewrap does
+        not pass SIGINT on. ipykernel's ``interrupt_request`` message is no better: its control
+        thread signals its own process, so the signal lands on that thread, and CPython does not
+        reliably interrupt a main thread that is busy in a loop (``while True: pass`` runs on).
+        A signal sent from outside is delivered to the kernel's main thread, which raises
+        KeyboardInterrupt in the cell."""
+        pid = self.kernel_process_pid()
+        if pid is not None:
+            try:
+                os.kill(pid, signal.SIGINT)
+                return
+            except OSError:
+                pass
         msg = self.session.msg("interrupt_request", content={})
         self._connect_control_socket()
         self.session.send(self._control_socket, msg)
 
     interrupt_kernel = _async_interrupt_kernel
+
+    def kernel_process_pid(self) -> int | None:
+        """The real PID of the Python process running the kernel (inside bubblewrap's PID
+        namespace it has another one)."""
+        pid = self.kernel_pid
+        if pid is None:
+            return None
+        try:
+            level = [psutil.Process(pid)]
+            for _ in range(4):          # breadth first: the kernel, not a process it started
+                for proc in level:
+                    cmd = proc.cmdline()
+                    if cmd[1:3] == ["-m", "dlcourse.grading.kernel"]:
+                        return proc.pid
+                level = [c for p in level for c in p.children()]
+        except psutil.Error:
+            return None
+        return None
 
     @property
     def kernel_pid(self) -> int | None:
@@ -134,12 +166,23 @@ class GuardedExecute(Execute):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
         super().__init__(*args, **kwargs)
         self._limits = sandbox.Limits(**self.limits) if self.limits else sandbox.Limits()
-        self.timeout = self._limits.cell_timeout
         self.record = {"cells": [], "stopped": None, "output_truncated": False}
         self._output_bytes = 0
         self._deadline = None
         self._stopped: dict | None = None
         self._kill_reason: str | None = None
+        self._timed_out_before: dict | None = None   # the previous cell, if the time limit stopped it
+
+    # nbconvert's preprocess() initialises the client again from the configuration, where the
+    # course's Execute.timeout would win over the sandbox's limit: both are decided here.
+    def _get_timeout(self, cell):
+        return self._limits.cell_timeout
+
+    async def async_start_new_kernel_client(self):
+        # The kernel imports what the setup cells need (TensorFlow) before it reports ready: give
+        # a busy machine time for that (the notebook's own time limit still counts it).
+        self.startup_timeout = max(self.startup_timeout, 180)
+        return await super().async_start_new_kernel_client()
 
     # -- notebook ------------------------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
@@ -176,9 +219,11 @@ class GuardedExecute(Execute):
             self._mark_not_run(cell)
             return cell
         watchdog = asyncio.ensure_future(self._watch(cell_index))
+        self._entry = entry
         try:
             result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             entry["ran"] = True
+            self._timed_out_before = entry if entry.get("timed_out") else None
             if self._kill_reason:      # killed just as the cell ended
                 self._stop(cell_index, self._kill_reason)
                 self._mark_not_run(cell)
@@ -186,6 +231,12 @@ class GuardedExecute(Execute):
         except Exception as exc:  # noqa: BLE001 - DeadKernelError, timeouts, broken channels
             entry["ran"] = True
             reason = self._kill_reason or _describe_death(exc)
+            if entry.get("timed_out") and not self._kill_reason:
+                # Interrupted, but the kernel did not come back (its code catches KeyboardInterrupt).
+                limit = self._limits.cell_timeout
+                entry["timed_out"] = (f"it ran for more than {limit} s, the time limit per cell, "
+                                      "and could not be interrupted")
+                reason = f"a cell ran for more than {limit} s and could not be interrupted"
             self._stop(cell_index, reason, kill=True)
             self._mark_not_run(cell, reason)
             return cell
@@ -193,6 +244,23 @@ class GuardedExecute(Execute):
             watchdog.cancel()
 
     execute_cell = run_sync(async_execute_cell)
+
+    async def _async_handle_timeout(self, timeout, cell=None):
+        # nbclient interrupts the kernel (SandboxedKernelManager.interrupt_kernel: KeyboardInterrupt
+        # in the cell) and nbgrader's Execute records a CellTimeoutError for it at once. Recorded
+        # here so that the worker grades a student's cell that ran out of time as unanswered.
+        entry = getattr(self, "_entry", None)
+        if entry is not None:
+            entry["timed_out"] = (f"it ran for more than {timeout} s, the time limit per cell, "
+                                  "and was interrupted")
+        if self._timed_out_before is not None:
+            # Two cells in a row out of time: the interrupt did not stop the first one (its code
+            # catches KeyboardInterrupt, say), and every later cell would wait behind it.
+            self._timed_out_before["timed_out"] = (f"it ran for more than {timeout} s, the time limit per "
+                                                   "cell, and could not be interrupted")
+            self._kill_reason = f"a cell ran for more than {timeout} s and could not be interrupted"
+            self._kill()
+        return await super()._async_handle_timeout(timeout, cell)
 
     def _stop(self, cell_index: int, reason: str, kill: bool = False):
         if self._stopped is None:
@@ -254,7 +322,9 @@ class GuardedExecute(Execute):
                 reason = f"a cell used more than {lim.cell_cpu} s of CPU time"
             elif tasks > lim.processes:
                 reason = f"the notebook started more than {lim.processes} processes and threads"
-            elif rss > lim.memory:
+            elif rss > lim.memory and (len(procs) <= 3 or _tree_pss(procs) > lim.memory):
+                # Forked processes share their parent's pages, which RSS counts again in every
+                # child; the proportional set size (PSS) counts each page once.
                 reason = f"the notebook used more than {lim.memory / 2**30:.1f} GiB of memory"
             elif time.monotonic() - start > lim.cell_timeout + 20:
                 reason = f"a cell ran for more than {lim.cell_timeout} s and could not be interrupted"
@@ -302,6 +372,19 @@ def _tree_cpu(root) -> float:
             total += t.user + t.system + t.children_user + t.children_system
         except psutil.Error:
             pass
+    return total
+
+
+def _tree_pss(procs) -> int:
+    total = 0
+    for p in procs:
+        try:
+            total += p.memory_full_info().pss
+        except (psutil.Error, AttributeError):
+            try:
+                total += p.memory_info().rss
+            except psutil.Error:
+                pass
     return total
 
 

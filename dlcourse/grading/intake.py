@@ -42,6 +42,7 @@ class Submission:
     timestamp: str | None = None
     problems: list[str] = field(default_factory=list)
     missing: bool = False
+    named_by_student: bool = False   # a loose <student>.ipynb: its name is not the notebook's
 
 
 def student_id(name: str) -> str:
@@ -68,7 +69,7 @@ def collect(folder: Path, assignment: str, notebook_names: list[str]) -> dict[st
             for suffix in (f"_{assignment}", f"-{assignment}", f" {assignment}"):
                 if stem.endswith(suffix) and len(stem) > len(suffix):
                     stem = stem[: -len(suffix)]
-            sub = Submission(student_id(stem))
+            sub = Submission(student_id(stem), named_by_student=True)
             sub.files[entry.name] = _read_limited(entry, sub)
             sub.origin[entry.name] = entry.name
         else:
@@ -154,7 +155,8 @@ def _match_notebooks(sub: Submission, names: list[str]) -> None:
             key = None
         if key is not None:
             found[name], origin[name] = files.pop(key), sub.origin[key]
-            sub.problems.append(f"note: the notebook was renamed to {Path(key).name}; graded as {name}.ipynb")
+            if not sub.named_by_student:
+                sub.problems.append(f"note: the notebook was renamed to {Path(key).name}; graded as {name}.ipynb")
     sub.files, sub.origin = found, origin
     if files:
         sub.problems.append("note: ignored other notebooks: " + ", ".join(Path(k).name for k in sorted(files)))
@@ -185,11 +187,14 @@ def rebuild(raw: bytes, release: nbformat.NotebookNode) -> tuple[nbformat.Notebo
     if not raw.strip():
         return None, ["the notebook file is empty"]
     try:
-        data = json.loads(raw.decode("utf-8", errors="strict"))
+        text = raw.decode("utf-8", errors="strict")
+        data = json.loads(text)
     except UnicodeDecodeError:
         return None, ["the notebook is not UTF-8 text"]
-    except ValueError as exc:
-        return None, [f"the notebook is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})"]
+    except json.JSONDecodeError as exc:
+        cut = exc.msg.startswith("Unterminated") or exc.pos >= len(text.rstrip()) - 1
+        return None, [f"the notebook is not valid JSON ({exc.msg.removesuffix(' at').lower()}, line {exc.lineno} "
+                      f"column {exc.colno})" + ("; the file looks cut off" if cut else "")]
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         return None, ["the file is JSON but not a Jupyter notebook (no cells)"]
     if "worksheets" in data and "cells" not in data:
@@ -227,11 +232,16 @@ def rebuild(raw: bytes, release: nbformat.NotebookNode) -> tuple[nbformat.Notebo
                 edited.append(gid)
             anchor = gid
             continue
-        # a cell of the student's own (or a duplicate): keep code cells, as plain cells
+        # a cell of the student's own (or a duplicate): keep code cells, as plain cells, with
+        # ids that depend only on the order (the rebuilt notebook is the key of the cache)
+        added = None
         if cell.get("cell_type") == "code" and source_of(cell).strip():
-            extra_after.setdefault(anchor, []).append(nbformat.v4.new_code_cell(source_of(cell)))
+            added = nbformat.v4.new_code_cell(source_of(cell))
         elif cell.get("cell_type") == "markdown":
-            extra_after.setdefault(anchor, []).append(nbformat.v4.new_markdown_cell(source_of(cell)))
+            added = nbformat.v4.new_markdown_cell(source_of(cell))
+        if added is not None:
+            added["id"] = f"student-cell-{sum(map(len, extra_after.values())) + 1}"
+            extra_after.setdefault(anchor, []).append(added)
     missing_locked = [gid for gid in release_by_id if gid not in seen and not is_answer_cell(release_by_id[gid])
                       and release_by_id[gid].cell_type == "code"]
     missing_answers = [gid for gid in release_by_id if is_answer_cell(release_by_id[gid]) and gid not in answers]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import textwrap
 from pathlib import Path
 
 from .gradebook import EXPORT_COLUMNS
@@ -33,6 +34,7 @@ def summary(rows: list[dict], cells: list[tuple[str, str, float, bool]], assignm
     lines = [f"{assignment}: {n} students (" + ", ".join(f"{v} {k}" for k, v in sorted(by_status.items())) + ")", ""]
     header = f"{'question':<18} {'points':>6} {'mean':>6} {'full':>5} {'part':>5} {'zero':>5} {'to grade':>8}"
     lines += [header, "-" * len(header)]
+    waiting = 0
     for _, gid, points, _ in cells:
         full = part = zero = todo = 0
         total = 0.0
@@ -50,18 +52,26 @@ def summary(rows: list[dict], cells: list[tuple[str, str, float, bool]], assignm
             zero += score <= 0
             part += 0 < score < points
         graded = n - todo
-        mean = total / graded if graded else float("nan")
-        lines.append(f"{gid:<18} {points:>6g} {mean:>6.2f} {full:>5} {part:>5} {zero:>5} {todo:>8}")
+        # While answers wait for grading by hand, a mean of the others would mislead.
+        mean = f"{total / graded:>6.2f}" if graded and not todo else f"{'-':>6}"
+        waiting += todo
+        lines.append(f"{gid:<18} {points:>6g} {mean} {full:>5} {part:>5} {zero:>5} {todo:>8}")
     scores = [float(r["export"]["score"] or 0) for r in rows]
     if scores:
         lines += ["", f"total score: mean {sum(scores) / len(scores):.2f}, min {min(scores):g}, max {max(scores):g} "
                       f"(out of {rows[0]['export']['max_score']})"]
+    if waiting:
+        lines += [""] + textwrap.wrap(
+            f"{waiting} answers wait for grading by hand: grade them in nbgrader's formgrader (make lab, then "
+            "Nbgrader > Formgrader), then run the same command again to update grades.csv and the feedback "
+            "(nothing is graded twice).", 100)
     problem_rows = [r for r in rows if r["status"] != "ok"]
     if problem_rows:
-        lines += ["", "students with problems:"]
+        lines += ["", "students with problems (status: what happened):"]
         for r in problem_rows:
-            text = " | ".join(r["problems"]) or r["status"]
-            lines.append(f"  {r['export']['student_id']:<16} {r['status']:<8} {text[:160]}")
+            lines.append(f"  {r['export']['student_id']} ({r['status']})")
+            for problem in r["problems"] or [r["status"]]:
+                lines += textwrap.wrap(problem, 100, initial_indent="    - ", subsequent_indent="      ")
     return "\n".join(lines)
 
 
@@ -94,7 +104,7 @@ def figure(path: Path, rows: list[dict], cells: list[tuple[str, str, float, bool
         part.append(100 * p / n)
         zero.append(100 * z / n)
         todo.append(100 * t / n)
-    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 1.8))
+    fig, ax = plt.subplots(figsize=(8, 0.5 * len(labels) + 2.0), layout="constrained")
     y = range(len(labels))
     left = [0.0] * len(labels)
     for values, name, color in ((full, "full points", "#2a9d8f"), (part, "partial", "#e9c46a"),
@@ -107,7 +117,6 @@ def figure(path: Path, rows: list[dict], cells: list[tuple[str, str, float, bool
     ax.set_xlabel(f"students (%), n = {len(rows)}")
     ax.set_ylabel("question")
     ax.set_title(f"{assignment}: score distribution per question")
-    ax.legend(loc="lower center", bbox_to_anchor=(0.5, 1.08), ncol=4, frameon=False, fontsize="small")
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=4, frameon=False, fontsize="small")
     fig.savefig(path, dpi=120)
     plt.close(fig)

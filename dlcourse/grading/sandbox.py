@@ -9,8 +9,11 @@ dies with it) and, when the grader runs as root, its own unprivileged user id. T
 """
 from __future__ import annotations
 
+import functools
+import json
 import os
 import shutil
+import subprocess
 import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -71,6 +74,16 @@ def _system_binds() -> list[str]:
     return args
 
 
+@functools.lru_cache(maxsize=1)
+def clean_sys_path() -> tuple[str, ...]:
+    """``sys.path`` of this interpreter started afresh, as the kernel is: without PYTHONPATH and
+    the user's site folder, and without what this process added (pytest adds the tests folder
+    and the repository; the grader's worker processes inherit this process's ``sys.path``)."""
+    out = subprocess.run([sys.executable, "-E", "-s", "-c", "import json, sys; print(json.dumps(sys.path))"],
+                         capture_output=True, text=True, cwd="/", check=True)
+    return tuple(p for p in json.loads(out.stdout.strip().splitlines()[-1]) if p and p != "/")
+
+
 def python_binds(forbidden: list[Path]) -> list[str]:
     """Read-only binds for this interpreter, its packages and ``dlcourse``; never a folder that
     contains one of ``forbidden`` (the course root, the submissions, the grader's work folder)."""
@@ -79,7 +92,7 @@ def python_binds(forbidden: list[Path]) -> list[str]:
     forbidden = [p.resolve() for p in forbidden]
     package = Path(dlcourse.__file__).resolve().parent
     wanted: list[Path] = [package]
-    for entry in {sys.prefix, sys.base_prefix, sys.exec_prefix, *sys.path}:
+    for entry in {sys.prefix, sys.base_prefix, sys.exec_prefix, *clean_sys_path()}:
         if not entry:
             continue
         p = Path(entry).resolve()

@@ -21,6 +21,18 @@ import traceback
 from pathlib import Path
 
 import nbformat
+# What grading needs, imported at the top: the runner forks workers from a process that has
+# imported this module once (see runner._start_worker).
+import nbclient  # noqa: F401,E402
+import nbconvert.exporters  # noqa: F401,E402
+import nbgrader.converters  # noqa: F401,E402
+import sqlalchemy  # noqa: F401,E402
+from nbgrader.api import Gradebook  # noqa: E402
+from nbgrader.apps.api import NbGraderAPI  # noqa: E402
+from nbgrader.coursedir import CourseDirectory  # noqa: E402
+
+from . import execute  # noqa: F401,E402
+from . import sandbox as sb  # noqa: E402
 
 GUARD_PREFIX = "DLCOURSE-GUARD "
 
@@ -59,7 +71,8 @@ def _config(spec: dict, course: Path):
     cfg.SandboxedKernelManager.forbidden = spec["forbidden"]
     cfg.SandboxedKernelManager.threads = spec["threads"]
     cfg.SandboxedKernelManager.guard = {
-        "nonce": spec["nonce"], "trusted": spec["trusted"], "uid": spec.get("uid"), "gid": spec.get("uid"),
+        "nonce": spec["nonce"], "trusted": spec["trusted"], "preload": spec.get("preload", []),
+        "uid": spec.get("uid"), "gid": spec.get("uid"),
         "limits": {"cpu_total": spec["limits"]["notebook_timeout"] * 4,
                    "address_space": spec["limits"]["memory"] + 6 * 2**30,
                    "processes": spec["limits"]["processes"] + 64,
@@ -130,6 +143,8 @@ def find_culprit(record: dict, events: list[dict]) -> tuple[int, str] | None:
             if culprit is not None:
                 return culprit["index"], ("its code changed the grading machinery while the tests ran ("
                                           + _summarise(done["flags"]) + ")")
+        if cell.get("timed_out") and cell["trusted"] is None:
+            return cell["index"], cell["timed_out"]
         if died_here:
             break
     if stopped is not None and not stopped["reason"].startswith("the notebook ran out of time"):
@@ -146,16 +161,23 @@ def _summarise(flags: list[str]) -> str:
     return shown + (f"; and {len(flags) - 3} more" if len(flags) > 3 else "")
 
 
-def neutralise(nb_path: Path, index: int, stubs: dict) -> str:
-    """Replace cell ``index`` of the submitted notebook by its released stub; returns its label."""
+def neutralise(nb_path: Path, index: int, stubs: dict, reason: str = "") -> str:
+    """Replace cell ``index`` of the submitted notebook by its released stub, under a comment that
+    says why (the feedback and the formgrader show it); returns the cell's label."""
+    import textwrap
+
     nb = nbformat.read(nb_path, as_version=4)
     cell = nb.cells[index]
     gid = cell.metadata.get("nbgrader", {}).get("grade_id")
+    note = (f"Graded as unanswered: {reason}." if reason else "Graded as unanswered.") + (
+        " The grader ran this cell as it was released instead; the code you wrote is unchanged in your"
+        " own notebook.")
+    header = "".join(f"# {line}\n" for line in textwrap.wrap(note, 88))
     if gid in stubs:
-        cell.source = stubs[gid]
+        cell.source = header + stubs[gid]
         label = f"answer cell {gid}"
     else:
-        cell.source = ""
+        cell.source = header
         label = f"a cell the student added (cell {index + 1})"
     nbformat.write(nb, nb_path)
     return label
@@ -185,10 +207,6 @@ def _cache_alembic_version() -> None:
 
 
 def grade(spec: dict) -> dict:
-    from nbgrader.api import Gradebook
-    from nbgrader.apps.api import NbGraderAPI
-    from nbgrader.coursedir import CourseDirectory
-
     t0 = time.monotonic()
     import warnings
     from sqlalchemy.exc import SAWarning
@@ -214,7 +232,6 @@ def grade(spec: dict) -> dict:
     for old in list(work.glob("kernel-*.log")) + list(work.glob("execution-*.json")):
         old.unlink()
 
-    from . import sandbox as sb
     problems: list[str] = []
     runs = 0
     deadline = t0 + spec["limits"]["notebook_timeout"] * (2 + spec.get("max_reruns", 3))
@@ -261,7 +278,7 @@ def grade(spec: dict) -> dict:
             problems.extend(final_notes)
             break
         nb_name, index, reason = found
-        label = neutralise(submitted / f"{nb_name}.ipynb", index, spec["stubs"].get(nb_name, {}))
+        label = neutralise(submitted / f"{nb_name}.ipynb", index, spec["stubs"].get(nb_name, {}), reason)
         problems.append(f"{label}: {reason}; graded as unanswered")
         if runs > spec.get("max_reruns", 3) or time.monotonic() > deadline:
             problems.append("too many problems: gave up re-running; the last run's grades stand")
