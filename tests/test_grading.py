@@ -72,7 +72,10 @@ def make_course(tmp: Path) -> Path:
     return course
 
 
-LIMITS = sandbox.Limits(cell_timeout=30, cell_cpu=120, notebook_timeout=240, memory=2 * 2**30, processes=400)
+# Small limits, so that the fork bomb and the memory hog are stopped quickly even on a busy
+# machine (a kernel with TensorFlow imported has about 40 threads and uses about 0.5 GiB).
+LIMITS = sandbox.Limits(cell_timeout=corpus.CELL_TIMEOUT, cell_cpu=120, notebook_timeout=240, memory=2 * 2**30,
+                        processes=120)
 
 
 @pytest.fixture(scope="module")
@@ -84,7 +87,7 @@ def graded(tmp_path_factory):
     listener = Listener()
     paths = {"solutions": str(course / "solutions" / "cnn" / "cnn.ipynb"), "gradebook": str(course / "gradebook.db"),
              "other": str(subs / "honest" / "cnn" / "cnn.ipynb"), "tests": str(ROOT / "tests" / "nbtools.py"),
-             "course": str(course)}
+             "course": str(course), "repository": str(ROOT / "solutions" / "cnn" / "cnn.ipynb")}
     corpus.build(subs, MARKER, listener.port, paths)
     # A student of the class who submitted nothing: known to the gradebook.
     from nbgrader.api import Gradebook
@@ -135,15 +138,17 @@ def test_honest_scores_are_nbgraders(graded):
     expected = {gid: points[gid] if gid in ("part1_tests", "part2_tests", "part3_tests") else 0.0
                 for gid in points if gid != "written_answer"}
     assert cell_scores(rows["honest"]) == expected
-    assert cell_scores(rows["blank"]) == {gid: 0.0 for gid in expected}
-    assert rows["honest"]["cells"]["written_answer"][2] is True, "the written answer waits for manual grading"
+    assert rows["honest"]["cells"]["written_answer"][2] is True, "a written answer waits for manual grading"
+    # nbgrader gives an unchanged written answer 0 points at once, with no manual grading.
+    assert cell_scores(rows["blank"]) == {gid: 0.0 for gid in points}
 
 
 def test_sandbox_blocked_every_probe_and_nothing_is_left_running(graded):
     import nbformat
     nb = nbformat.read(graded["course"] / "autograded" / "sandbox_probes" / "cnn" / "cnn.ipynb", as_version=4)
     text = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
-    for probe in ("read-solutions", "read-gradebook", "read-other-students", "read-tests", "list-course",
+    for probe in ("read-solutions", "read-gradebook", "read-other-students", "read-tests",
+                  "read-repository-solutions", "list-course",
                   "network", "write-outside", "write-package"):
         assert f"{probe} blocked" in text, f"{probe}: {text[:2000]}"
     assert "ESCAPED" not in text
@@ -152,6 +157,22 @@ def test_sandbox_blocked_every_probe_and_nothing_is_left_running(graded):
     assert not Path(f"/var/tmp/{MARKER}-escape").exists()
     leftovers = subprocess.run(["pgrep", "-f", f"sleep {MARKER[-6:]}"], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left running: {leftovers}"
+    assert leftover_sandboxes() == []
+
+
+def leftover_sandboxes(scratch: Path | None = None) -> list[str]:
+    """Kernels (and their bubblewrap) whose scratch folder is gone, or is ``scratch``: the run that
+    started them has finished, so they should not exist (a run in progress elsewhere is not
+    counted)."""
+    import psutil
+    found = []
+    for proc in psutil.process_iter(["cmdline"]):
+        cmd = proc.info["cmdline"] or []
+        if "dlcourse.grading.kernel" in cmd and "-f" in cmd[:-1]:
+            connection = cmd[cmd.index("-f") + 1]
+            if not os.path.exists(connection) or (scratch and connection.startswith(str(scratch))):
+                found.append(f"{proc.pid}: {' '.join(cmd)[:200]}")
+    return found
 
 
 def test_grades_csv_has_a_row_per_student_with_export_columns(graded):
@@ -250,3 +271,100 @@ def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
     assert code == 1
     err = capsys.readouterr().err
     assert "assignment" in err and "cnn" in err and "'nope'" in err
+
+
+# --- the kernel's time limit, without TensorFlow: a notebook of plain Python cells -------------
+def run_guarded(tmp_path, sources, cell_timeout=3):
+    """Run code cells in the sandboxed, guarded kernel as the worker does; return the executed
+    notebook and the execution record."""
+    import json
+
+    import nbformat
+    from traitlets.config import Config
+
+    from dlcourse.grading.execute import GuardedExecute
+    require_bwrap()
+    scratch = sandbox.make_scratch(tmp_path / "scratch", None)
+    cfg = Config()
+    cfg.SandboxedKernelManager.scratch = str(scratch)
+    cfg.SandboxedKernelManager.log_path = str(tmp_path / "kernel.log")
+    cfg.SandboxedKernelManager.forbidden = [str(ROOT)]
+    cfg.SandboxedKernelManager.guard = {"nonce": "n", "trusted": {}, "limits": {}}
+    limits = sandbox.Limits(cell_timeout=cell_timeout, notebook_timeout=120)
+    ex = GuardedExecute(config=cfg, limits=limits.to_dict(), work_dir=str(tmp_path))
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    start = time.monotonic()
+    nb, _ = ex.preprocess(nb, {"unique_key": "t"})
+    record = json.loads((tmp_path / "execution-t.json").read_text())
+    record["seconds"] = time.monotonic() - start
+    return nb, record
+
+
+def test_an_infinite_loop_is_interrupted_and_the_notebook_goes_on(tmp_path):
+    """A cell over its wall-time limit gets KeyboardInterrupt (the kernel runs in bubblewrap's PID
+    namespace, so the grader signals its real PID), and the next cells run."""
+    nb, record = run_guarded(tmp_path, ["while True:\n    pass", "print('after the loop')"])
+    first, second = record["cells"]
+    assert "interrupted" in first["timed_out"] and "could not" not in first["timed_out"], first
+    assert record["stopped"] is None and "timed_out" not in second
+    assert "after the loop" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
+    assert leftover_sandboxes(tmp_path) == []
+
+
+def test_a_loop_that_ignores_interrupts_is_killed(tmp_path):
+    """A loop that catches KeyboardInterrupt keeps the kernel busy: when the next cell runs out of
+    time too, the sandbox is killed and the rest of the notebook is not run."""
+    loop = "while True:\n    try:\n        while True:\n            pass\n    except KeyboardInterrupt:\n        pass"
+    nb, record = run_guarded(tmp_path, [loop, "x = 1", "print('never')"])
+    assert "could not be interrupted" in record["cells"][0]["timed_out"]
+    assert "could not be interrupted" in record["stopped"]["reason"]
+    assert "NotRun" in [o.get("ename") for o in nb.cells[2].outputs]
+    assert record["seconds"] < 60
+    assert leftover_sandboxes(tmp_path) == []
+
+
+# --- intake, without a kernel -----------------------------------------------------------------
+def test_rebuilt_notebook_is_the_same_every_time():
+    """Cells a student added get ids from their position, not random ones: the rebuilt notebook
+    is the key of the saved results, so an unchanged submission is never graded twice."""
+    import nbformat
+
+    from dlcourse.grading import intake
+    release = nbformat.read(ROOT / "exercises" / "cnn" / "cnn.ipynb", as_version=4)
+    nb = corpus._nb(corpus.FAST)
+    nb.cells.insert(3, nbformat.v4.new_code_cell("print('my own cell')"))
+    nb.cells.append(nbformat.v4.new_markdown_cell("my notes"))
+    raw = nbformat.writes(nb).encode()
+    first, second = (nbformat.writes(intake.rebuild(raw, release)[0]) for _ in range(2))
+    assert first == second
+    assert "my own cell" in first and "my notes" in first
+
+
+def test_intake_reads_every_layout_and_names_problems_plainly(tmp_path):
+    import io
+    import zipfile
+
+    import nbformat
+
+    from dlcourse.grading import intake
+    text = nbformat.writes(corpus._nb(corpus.FAST))
+    (tmp_path / "ann" / "cnn").mkdir(parents=True)
+    (tmp_path / "ann" / "cnn" / "cnn.ipynb").write_text(text)
+    (tmp_path / "ben" / "cnn").mkdir(parents=True)
+    (tmp_path / "ben" / "cnn" / "Copy of cnn.ipynb").write_text(text)
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("cal/cnn.ipynb", text)
+    (tmp_path / "cal.zip").write_bytes(buf.getvalue())
+    (tmp_path / "dee.ipynb").write_text(text)
+    (tmp_path / "eve_cnn.ipynb").write_text(text[:3000])
+    subs = intake.collect(tmp_path, "cnn", ["cnn"])
+    assert sorted(subs) == ["ann", "ben", "cal", "dee", "eve"]
+    assert all(list(s.files) == ["cnn"] for s in subs.values())
+    assert subs["ben"].problems == ["note: the notebook was renamed to Copy of cnn.ipynb; graded as cnn.ipynb"]
+    assert subs["ann"].problems == subs["cal"].problems == subs["dee"].problems == []   # a loose file is named by student
+    release = nbformat.read(ROOT / "exercises" / "cnn" / "cnn.ipynb", as_version=4)
+    nb, why = intake.rebuild(subs["eve"].files["cnn"], release)
+    assert nb is None and why[0].startswith("the notebook is not valid JSON (") and why[0].endswith("looks cut off")
+    assert " at at " not in why[0]

@@ -1,9 +1,14 @@
 """A corpus of submissions of the CNN exercise, honest, broken and cheating, for ``dlcourse grade``.
 
-Most submissions answer parts 1 to 3 (NumPy code, fast) and leave the Keras parts unanswered, so
-each one grades in a few seconds. A cheat sits in the answer cell of part 1 or part 3 *instead of*
-an answer: fair grading means it scores exactly as the same submission with that cell unanswered,
-which the corpus also contains (``ref_no_part1``, ``ref_no_part3``).
+Most submissions answer parts 1 to 3 (NumPy code, fast) and the written answer, and leave the Keras
+parts unanswered, so each one grades in a few seconds. A cheat sits in the answer cell of part 1 or
+part 3 *instead of* an answer: fair grading means it scores exactly as the same submission with that
+cell unanswered, which the corpus also contains (``ref_no_part1``, ``ref_no_part3``).
+
+Cases that differ from another one only in how the file arrives (renamed, zipped, loose) or in
+cells the grader restores (an edited or deleted test cell, changed points) rebuild into exactly the
+notebook of their reference, so ``dlcourse grade`` grades each such notebook once: they cost no
+kernel. Each case is still one submission with its own row and its own expectations.
 
 ``build(folder, marker)`` writes the submissions; ``CASES`` says what each one should get.
 """
@@ -20,7 +25,10 @@ from nbtools import Exercise, nbgrader_meta, submission
 
 EX = Exercise("cnn")
 SOLUTION = {gid: EX.source(gid) for gid in EX.answer_ids()}
-FAST = {gid: SOLUTION[gid] for gid in ("part1_answer", "part2_answer", "part3_answer")}
+WRITTEN = ("The 208 parameters are 16 filters of 2 x 2 x 3 weights plus 16 biases. The same filter "
+           "slides over every position, so the count does not depend on the image size.")
+FAST = {**{gid: SOLUTION[gid] for gid in ("part1_answer", "part2_answer", "part3_answer")},
+        "written_answer": WRITTEN}
 POINTS = EX.points()
 
 
@@ -80,7 +88,7 @@ CRASH_KERNEL = "import ctypes\nctypes.string_at(0)\n"
 MEMORY_HOG = "hog = []\nwhile True:\n    hog.append(bytearray(64 * 2**20))\n"
 FORK_BOMB = "import os, time\nfor _ in range(100000):\n    try:\n        os.fork()\n    except OSError:\n        time.sleep(0.01)\n"
 INFINITE_LOOP = "while True:\n    pass\n"
-HUGE_OUTPUT = SOLUTION["part2_answer"] + "\nfor _ in range(40):\n    print('x' * 500_000)\n"
+HUGE_OUTPUT = SOLUTION["part2_answer"] + "\nfor _ in range(8):\n    print('x' * 500_000)\n"
 
 
 def probes(marker: str, port: int, paths: dict[str, str]) -> str:
@@ -97,6 +105,7 @@ _try("read-solutions", lambda: open({paths["solutions"]!r}).read())
 _try("read-gradebook", lambda: open({paths["gradebook"]!r}, "rb").read())
 _try("read-other-students", lambda: open({paths["other"]!r}).read())
 _try("read-tests", lambda: open({paths["tests"]!r}).read())
+_try("read-repository-solutions", lambda: open({paths["repository"]!r}).read())
 _try("list-course", lambda: os.listdir({paths["course"]!r}))
 _try("network", lambda: socket.create_connection(("127.0.0.1", {port}), timeout=3))
 _try("write-outside", lambda: open("/var/tmp/{marker}-escape", "w").write("x"))
@@ -108,9 +117,11 @@ print("started background processes")
 """
 
 
+CELL_TIMEOUT = 15      # the grading tests' wall-time limit per cell, in seconds
+
 # name -> (how it is written, expected status, expected score, reference for the per-cell scores, words in problems)
 CASES = {
-    "honest":            ("answers parts 1-3", "ok", 5, None, []),
+    "honest":            ("answers parts 1-3 and the written answer", "ok", 5, None, []),
     "blank":             ("the released notebook", "ok", 0, None, []),
     "ref_no_part1":      ("parts 2-3 only", "ok", 3, None, []),
     "ref_no_part3":      ("parts 1-2 only", "ok", 3, None, []),
@@ -124,12 +135,13 @@ CASES = {
     "custom_exc":        ("IPython custom exception handler that swallows errors", "problem", 3, "ref_no_part1", ["custom exception handler"]),
     "event_hook":        ("IPython pre_run_cell hook that rebinds the checks", "problem", 3, "ref_no_part1", ["pre_run_cell"]),
     "class_patch":       ("patches InteractiveShell.run_cell to skip tests", "problem", 3, "ref_no_part1", ["InteractiveShell.run_cell"]),
-    "exit_kernel":       ("os._exit(0) in part 3", "problem", 3, "ref_no_part3", ["the kernel died"]),
-    "crash_kernel":      ("segfault (ctypes) in part 3", "problem", 3, "ref_no_part3", ["the kernel died"]),
-    "memory_hog":        ("allocates memory without end in part 3", "problem", 3, "ref_no_part3", ["GiB of memory"]),
-    "fork_bomb":         ("forks without end in part 3", "problem", 3, "ref_no_part3", ["graded as unanswered"]),
-    "infinite_loop":     ("while True: pass in part 3", "problem", 3, "ref_no_part3", ["30 s"]),
-    "huge_output":       ("prints 20 MB in part 2", "ok", 5, "honest", ["output truncated"]),
+    "exit_kernel":       ("os._exit(0) in part 3", "problem", 3, "ref_no_part3", ["the kernel died", "graded as unanswered"]),
+    "crash_kernel":      ("segfault (ctypes) in part 3", "problem", 3, "ref_no_part3", ["the kernel died", "graded as unanswered"]),
+    "memory_hog":        ("allocates memory without end in part 3", "problem", 3, "ref_no_part3", ["GiB of memory", "graded as unanswered"]),
+    "fork_bomb":         ("forks without end in part 3", "problem", 3, "ref_no_part3", ["processes", "graded as unanswered"]),
+    "infinite_loop":     ("while True: pass in part 3", "problem", 3, "ref_no_part3",
+                          [f"more than {CELL_TIMEOUT} s", "interrupted", "graded as unanswered"]),
+    "huge_output":       ("prints 4 MB in part 2", "ok", 5, "honest", ["output truncated"]),
     "sandbox_probes":    ("honest, plus a cell that tries to escape", "ok", 5, "honest", []),
     "renamed":           ("honest, notebook named 'cnn (1).ipynb'", "ok", 5, "honest", ["renamed"]),
     "zipped":            ("honest, as <student>.zip", "ok", 5, "honest", []),
