@@ -183,6 +183,16 @@ def main(argv=None) -> int:
             result = click_validate(driver, button)
             args.output.parent.mkdir(parents=True, exist_ok=True)
             driver.save_screenshot(str(args.output))
+            # Keep the menu bar, the notebook's toolbar (with Validate) and the dialog: the picture
+            # is shown at the width of the book's text, so every pixel of margin makes it smaller.
+            box = driver.execute_script(
+                "const r = document.querySelector('.jp-Dialog-content').getBoundingClientRect();"
+                "return [r.left, r.right, r.bottom];")
+            from PIL import Image
+            with Image.open(args.output) as image:
+                left, right, bottom = (int(v) for v in box)
+                image.crop((max(left - 12, 0), 0, min(right + 12, image.width),
+                            min(bottom + 12, image.height))).save(args.output)
     finally:
         shutil.rmtree(notebook_dir.parent, ignore_errors=True)
     print(f"{result['title']}: {result['text'][:200]!r}...")
