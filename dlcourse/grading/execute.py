@@ -127,6 +127,45 @@ class SandboxedKernelManager(AsyncKernelManager):
 
     interrupt_kernel = _async_interrupt_kernel
 
+    def kill_sandbox(self) -> None:
+        """Kill the kernel and everything it started, at once.
+
+        In the sandbox: SIGKILL to bubblewrap's init process in the kernel's PID namespace, which
+        takes every process of the namespace with it; the outer bubblewrap then exits by itself
+        and is reaped. (Killing the outer one first would orphan the inner one.) Without the
+        sandbox: the kernel's process group."""
+        pid = self.kernel_pid
+        if pid is None:
+            return
+        if self.use_sandbox:
+            try:
+                inner = psutil.Process(pid).children()
+            except psutil.Error:
+                inner = []
+            for proc in inner:
+                try:
+                    os.kill(proc.pid, signal.SIGKILL)
+                except OSError:
+                    pass
+            if inner:
+                return
+        try:
+            os.killpg(os.getpgid(pid), signal.SIGKILL)
+        except OSError:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+
+    async def _async_kill_kernel(self, restart: bool = False) -> None:
+        self.kill_sandbox()
+        if self.has_kernel:
+            try:
+                await asyncio.wait_for(self._async_wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                pass
+        await super()._async_kill_kernel(restart=restart)
+
     def kernel_process_pid(self) -> int | None:
         """The real PID of the Python process running the kernel (inside bubblewrap's PID
         namespace it has another one)."""
@@ -269,15 +308,8 @@ class GuardedExecute(Execute):
             self._kill()
 
     def _kill(self):
-        pid = getattr(self.km, "kernel_pid", None) if self.km is not None else None
-        if pid:
-            try:
-                os.killpg(os.getpgid(pid), signal.SIGKILL)
-            except (ProcessLookupError, PermissionError, OSError):
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+        if isinstance(self.km, SandboxedKernelManager):
+            self.km.kill_sandbox()
 
     def _mark_not_run(self, cell, reason: str | None = None):
         reason = reason or (self._stopped or {}).get("reason", "the kernel stopped")

@@ -193,8 +193,9 @@ def rebuild(raw: bytes, release: nbformat.NotebookNode) -> tuple[nbformat.Notebo
         return None, ["the notebook is not UTF-8 text"]
     except json.JSONDecodeError as exc:
         cut = exc.msg.startswith("Unterminated") or exc.pos >= len(text.rstrip()) - 1
-        return None, [f"the notebook is not valid JSON ({exc.msg.removesuffix(' at').lower()}, line {exc.lineno} "
-                      f"column {exc.colno})" + ("; the file looks cut off" if cut else "")]
+        msg = exc.msg[:1].lower() + exc.msg[1:]
+        where = f"{msg}{'' if msg.endswith(' at') else ' at'} line {exc.lineno}, column {exc.colno}"
+        return None, [f"the notebook is not valid JSON ({where}{'; the file looks cut off' if cut else ''})"]
     if not isinstance(data, dict) or not isinstance(data.get("cells", data.get("worksheets")), list):
         return None, ["the file is JSON but not a Jupyter notebook (no cells)"]
     if "worksheets" in data and "cells" not in data:

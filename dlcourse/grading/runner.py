@@ -139,12 +139,8 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
                         ignore=shutil.ignore_patterns(".ipynb_checkpoints", "__pycache__"))
         if settings["config"]:
             shutil.copy(settings["config"], tmpl / "nbgrader_config.py")
-        cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", opts.assignment, "--force",
-               "--CourseDirectory.source_directory=source", "--CourseDirectory.release_directory=release",
-               f"--CourseDirectory.db_url=sqlite:///{tmpl / 'gradebook.db'}"]
-        proc = subprocess.run(cmd, cwd=tmpl, env=_nbgrader_env(), capture_output=True, text=True)
-        if proc.returncode != 0:
-            raise RuntimeError(f"nbgrader generate_assignment {opts.assignment} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+        _generate(tmpl, opts.assignment, settings["config"], source_directory="source",
+                  release_directory="release", db_url=f"sqlite:///{tmpl / 'gradebook.db'}")
         (tmpl / "ok").write_text("")
     release = {p.stem: nbformat.read(p, as_version=4) for p in sorted((tmpl / "release" / opts.assignment).glob("*.ipynb"))}
     source = {p.stem: nbformat.read(p, as_version=4) for p in sorted((tmpl / "source" / opts.assignment).glob("*.ipynb"))}
@@ -175,14 +171,34 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
 
 
 def ensure_assignment(opts: Options, settings: dict, db_url: str, tmpl: dict) -> None:
+    """Add the assignment to the course's gradebook as ``nbgrader generate_assignment`` does, if
+    it is not there yet (the release goes to the template's folder, not the course's)."""
     if gbm.has_assignment(db_url, settings["course_id"], opts.assignment):
         return
-    cmd = [sys.executable, "-m", "nbgrader", "generate_assignment", opts.assignment, "--force",
-           "--CourseDirectory.source_directory=source", f"--CourseDirectory.release_directory=release-course",
-           f"--CourseDirectory.db_url={db_url}", f"--CourseDirectory.course_id={settings['course_id']}"]
-    proc = subprocess.run(cmd, cwd=tmpl["dir"], env=_nbgrader_env(), capture_output=True, text=True)
-    if proc.returncode != 0:
-        raise RuntimeError(f"could not add {opts.assignment} to the gradebook {db_url}:\n{proc.stdout[-1500:]}\n{proc.stderr[-1500:]}")
+    _generate(tmpl["dir"], opts.assignment, settings["config"], source_directory="source",
+              release_directory="release-course", db_url=db_url, course_id=settings["course_id"])
+
+
+def _generate(root: Path, assignment: str, config_file: Path | None, **coursedir) -> None:
+    """nbgrader's generate_assignment in this process (a subprocess would import nbgrader again:
+    seconds of CPU before any submission is graded)."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = Config()
+    if config_file:
+        cfg.merge(PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config())
+    cfg.CourseDirectory.root = str(root)
+    for key, value in coursedir.items():
+        setattr(cfg.CourseDirectory, key, value)
+    api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+    result = api.generate_assignment(assignment, force=True, create=True)
+    if not result.get("success"):
+        where = coursedir.get("db_url", "")
+        raise RuntimeError(f"nbgrader generate_assignment {assignment} ({where}) failed:\n"
+                           + (result.get("error") or result.get("log") or "")[-2000:])
 
 
 def _cache_alembic_version() -> None:
@@ -345,7 +361,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
     threads = max(1, (os.cpu_count() or 1) // jobs)
     forbidden = [opts.course, opts.submissions, opts.out, Path(db_url[len("sqlite:///"):]).parent
                  if db_url.startswith("sqlite:///") else opts.course]
-    running: dict[str, subprocess.Popen] = {}
+    running: dict = {}
     lock = threading.Lock()
     hard_limit = opts.limits.notebook_timeout * (opts.max_reruns + 2) + 120
 
@@ -364,7 +380,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             spec_path = folder / "spec.json"
             spec_path.write_text(json.dumps(full))
             (folder / "result.json").unlink(missing_ok=True)
-            proc = _start_worker(spec_path, folder / "worker.log", folder, _nbgrader_env())
+            proc = server.start(spec_path, folder / "worker.log", folder, _nbgrader_env())
             with lock:
                 running[sid] = proc
             try:
@@ -395,6 +411,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             slots.put(slot)
 
     count = 0
+    server = ForkServer(_nbgrader_env())
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {pool.submit(run_one, sid, spec): sid for sid, spec in pending}
     try:
@@ -422,54 +439,106 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             for proc in running.values():
                 _killpg(proc)
         pool.shutdown(wait=True, cancel_futures=True)
-        shutil.rmtree(scratch_root, ignore_errors=True)
         raise
-    pool.shutdown(wait=True)
-    shutil.rmtree(scratch_root, ignore_errors=True)
+    finally:
+        pool.shutdown(wait=True)
+        server.close()
+        shutil.rmtree(scratch_root, ignore_errors=True)
     return count
 
 
-_START_LOCK = threading.Lock()
+class _Worker:
+    """A worker process started by the fork server: ``join``, ``exitcode``, ``pid``."""
+
+    def __init__(self):
+        self.pid: int | None = None
+        self.exitcode: int | None = None
+        self.started = threading.Event()
+        self.ended = threading.Event()
+
+    def join(self, timeout: float | None = None) -> None:
+        self.ended.wait(timeout)
+
+    def kill(self) -> None:
+        if self.pid is not None:
+            os.kill(self.pid, signal.SIGKILL)
 
 
-def _start_worker(spec_path: Path, log_path: Path, cwd: Path, env: dict):
-    """Start ``worker.main(spec_path)`` in a new process: forked from a server process that has
-    already imported nbgrader and the grading modules (multiprocessing's *forkserver*), which
-    saves a few CPU seconds per submission. Each worker is still a fresh process of its own,
-    in its own session; student code never runs in it (only in the sandboxed kernel)."""
-    import multiprocessing
+class ForkServer:
+    """``python -m dlcourse.grading.worker --serve``: it imports nbgrader and the grading modules
+    once and forks a worker for each submission (see ``worker.serve``), which saves a few CPU
+    seconds per submission. Each worker is a fresh process in its own session; student code never
+    runs in it, only in the sandboxed kernel it starts."""
 
-    ctx = multiprocessing.get_context("forkserver")
-    ctx.set_forkserver_preload(["dlcourse.grading.worker", "dlcourse.grading.runner"])
-    proc = ctx.Process(target=_worker_child, args=(str(spec_path), str(log_path), str(cwd), env),
-                       name=f"dlcourse-grade-{cwd.name}")
-    with _START_LOCK:       # multiprocessing's bookkeeping of children is not thread-safe
-        proc.start()
-    return proc
+    def __init__(self, env: dict):
+        self.proc = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.worker", "--serve"],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
+                                     start_new_session=True)
+        self.lock = threading.Lock()
+        self.waiting: dict[int, _Worker] = {}     # request id -> worker (until its pid is known)
+        self.by_pid: dict[int, _Worker] = {}
+        self.next_id = 0
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
 
+    def start(self, spec_path: Path, log_path: Path, cwd: Path, env: dict) -> _Worker:
+        worker = _Worker()
+        with self.lock:
+            self.next_id += 1
+            self.waiting[self.next_id] = worker
+            line = json.dumps({"id": self.next_id, "spec": str(spec_path), "log": str(log_path),
+                               "cwd": str(cwd), "env": env}) + "\n"
+            try:
+                self.proc.stdin.write(line.encode())
+                self.proc.stdin.flush()
+            except (BrokenPipeError, ValueError, OSError):
+                worker.started.set()
+                worker.ended.set()
+                return worker
+        worker.started.wait(60)
+        return worker
 
-def _worker_child(spec_path: str, log_path: str, cwd: str, env: dict) -> None:
-    os.setsid()             # its own session: the runner kills the whole group at the end
-    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os.dup2(fd, 1)
-    os.dup2(fd, 2)
-    os.close(fd)
-    os.environ.clear()
-    os.environ.update(env)
-    os.chdir(cwd)
-    from . import worker
-    sys.exit(worker.main([spec_path]))
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            message = json.loads(line)
+            with self.lock:
+                if "id" in message:
+                    worker = self.waiting.pop(message["id"])
+                    worker.pid = message["pid"]
+                    self.by_pid[worker.pid] = worker
+                    worker.started.set()
+                else:
+                    worker = self.by_pid.pop(message["pid"], None)
+                    if worker is not None:
+                        worker.exitcode = message["code"]
+                        worker.ended.set()
+        with self.lock:         # the server is gone: nothing more will end
+            for worker in [*self.waiting.values(), *self.by_pid.values()]:
+                worker.started.set()
+                worker.ended.set()
+
+    def close(self) -> None:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.reader.join(timeout=5)
 
 
 def _killpg(proc) -> None:
+    if proc.pid is None:
+        return
     try:
         os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError, TypeError):
+    except OSError:
         try:
             proc.kill()
-        except (OSError, AttributeError, ValueError):
+        except OSError:
             pass
 
 

@@ -48,14 +48,38 @@ def bwrap_path() -> str | None:
 
 
 def check_sandbox() -> str:
-    """The path of ``bwrap``, or a clear error saying how to install it."""
+    """The path of ``bwrap`` once it has been seen to work here, or a clear error saying how to
+    install it or why it does not work."""
     path = bwrap_path()
     if not path:
         raise SandboxUnavailable(
             "bubblewrap (bwrap) is not installed, so student code cannot be sandboxed. Install it "
             "(Debian/Ubuntu: `sudo apt-get install bubblewrap`; `make test` does it as root), or pass "
             "--no-sandbox to grade without a sandbox (only for code you trust).")
+    problem = _try_bwrap(path)
+    if problem:
+        raise SandboxUnavailable(
+            f"bubblewrap ({path}) is installed but cannot make a sandbox on this machine: {problem}. "
+            "It needs user namespaces when not run as root (Ubuntu 24.04 restricts them with AppArmor: "
+            "see `sysctl kernel.apparmor_restrict_unprivileged_userns`), or run the grader as root; or "
+            "pass --no-sandbox to grade without a sandbox (only for code you trust).")
     return path
+
+
+@functools.lru_cache(maxsize=None)
+def _try_bwrap(path: str) -> str:
+    """'' if bubblewrap can make the namespaces the kernel's sandbox uses, else its error."""
+    cmd = [path, "--die-with-parent", "--unshare-pid", "--unshare-net", "--unshare-ipc", "--unshare-uts"]
+    if os.getuid() != 0:
+        cmd.append("--unshare-user")
+    cmd += ["--ro-bind", "/", "/", "--proc", "/proc", "--dev", "/dev", "--", "true"]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return str(exc)
+    if proc.returncode != 0:
+        return (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+    return ""
 
 
 def _system_binds() -> list[str]:

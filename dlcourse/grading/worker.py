@@ -22,7 +22,8 @@ from pathlib import Path
 
 import nbformat
 # What grading needs, imported at the top: the runner forks workers from a process that has
-# imported this module once (see runner._start_worker).
+# imported this module once (see serve()).
+import IPython  # noqa: F401,E402  (jupyter_client imports it to find kernel specs)
 import nbclient  # noqa: F401,E402
 import nbconvert.exporters  # noqa: F401,E402
 import nbgrader.converters  # noqa: F401,E402
@@ -328,5 +329,84 @@ def main(argv=None) -> int:
     return 0
 
 
+# --------------------------------------------------------------------------------------------
+# the fork server: ``python -m dlcourse.grading.worker --serve``
+# --------------------------------------------------------------------------------------------
+def serve() -> int:
+    """Fork a worker for every request: one JSON line on stdin, ``{"id", "spec", "log", "cwd",
+    "env"}``. Answers on stdout, one JSON line each: ``{"id", "pid"}`` when the worker has
+    started, ``{"pid", "code"}`` when it has ended. Ends when stdin closes and its workers have.
+
+    This process has imported nbgrader and the grading modules once; each worker is a fresh
+    fork of it (no student code ever runs here or in a worker: only in the sandboxed kernel), so
+    a submission does not pay for starting Python and importing nbgrader again."""
+    import select
+
+    sb.clean_sys_path()          # computed once (a subprocess), inherited by every worker
+    _cache_alembic_version()
+    stdin = sys.stdin.buffer.fileno()
+    out = os.fdopen(os.dup(1), "w", buffering=1)
+    children: set[int] = set()
+    buffer, reading = b"", True
+    while reading or children:
+        if reading and select.select([stdin], [], [], 0.1)[0]:
+            chunk = os.read(stdin, 65536)
+            reading = bool(chunk)
+            buffer += chunk
+            while b"\n" in buffer:
+                line, buffer = buffer.split(b"\n", 1)
+                request = json.loads(line)
+                pid = os.fork()
+                if pid == 0:
+                    _run_forked(request, [stdin, out.fileno()])
+                children.add(pid)
+                out.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
+        elif not reading:
+            time.sleep(0.1)
+        while children:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                children.clear()
+                break
+            if pid == 0:
+                break
+            children.discard(pid)
+            out.write(json.dumps({"pid": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
+    return 0
+
+
+def _run_forked(request: dict, close: list[int]) -> None:
+    """The worker, in the forked child: its own session, its log, its environment; never returns."""
+    import signal
+
+    code = 1
+    try:
+        os.setsid()                      # the runner kills the whole group at the end
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for fd in close:
+            os.close(fd)
+        fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        os.dup2(fd, 1)
+        os.dup2(fd, 2)
+        os.close(fd)
+        os.environ.clear()
+        os.environ.update(request["env"])
+        os.chdir(request["cwd"])
+        code = main([request["spec"]])
+    except BaseException:  # noqa: BLE001 - whatever happens, the child must not return
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["--serve"]:
+        import signal
+        signal.signal(signal.SIGINT, signal.SIG_IGN)   # the runner ends it (closes its stdin)
+        sys.exit(serve())
     sys.exit(main())
