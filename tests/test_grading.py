@@ -30,9 +30,14 @@ MARKER = str(900000 + os.getpid() % 99999)   # digits: the probes run `sleep MAR
 
 
 def require_bwrap():
+    """Fail (never skip) when bubblewrap is missing or cannot make a sandbox here."""
     if not sandbox.bwrap_path():
         pytest.fail("bubblewrap (bwrap) is not installed: `make test` installs it as root "
                     "(.ci/system-deps.sh); otherwise `sudo apt-get install bubblewrap`")
+    try:
+        sandbox.check_sandbox()
+    except sandbox.SandboxUnavailable as exc:
+        pytest.fail(str(exc))
 
 
 class Listener:
@@ -96,13 +101,13 @@ def graded(tmp_path_factory):
         gb.add_student("missing")
     opts = runner.Options(assignment="cnn", submissions=subs, out=tmp / "out", jobs=2, course=course,
                           limits=LIMITS, quiet=True)
-    start = time.monotonic()
+    start, started = time.monotonic(), time.time()
     outcome = runner.grade(opts)
     elapsed = time.monotonic() - start
     listener.close()
     rows = {r["export"]["student_id"]: r for r in outcome.rows}
     yield {"outcome": outcome, "rows": rows, "opts": opts, "course": course, "subs": subs, "tmp": tmp,
-           "listener": listener, "elapsed": elapsed}
+           "listener": listener, "elapsed": elapsed, "started": started}
 
 
 def cell_scores(row):
@@ -157,21 +162,25 @@ def test_sandbox_blocked_every_probe_and_nothing_is_left_running(graded):
     assert not Path(f"/var/tmp/{MARKER}-escape").exists()
     leftovers = subprocess.run(["pgrep", "-f", f"sleep {MARKER[-6:]}"], capture_output=True, text=True).stdout.split()
     assert leftovers == [], f"processes left running: {leftovers}"
-    assert leftover_sandboxes() == []
+    assert leftover_sandboxes(since=graded["started"]) == []
 
 
-def leftover_sandboxes(scratch: Path | None = None) -> list[str]:
+def leftover_sandboxes(scratch: Path | None = None, since: float | None = None) -> list[str]:
     """Kernels (and their bubblewrap) whose scratch folder is gone, or is ``scratch``: the run that
     started them has finished, so they should not exist (a run in progress elsewhere is not
-    counted)."""
+    counted). With ``since`` (a time.time()), also bubblewrap processes started since then that
+    were never reaped (zombies left to an init that may not reap them)."""
     import psutil
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
+    for proc in psutil.process_iter(["cmdline", "name", "status", "create_time"]):
         cmd = proc.info["cmdline"] or []
         if "dlcourse.grading.kernel" in cmd and "-f" in cmd[:-1]:
             connection = cmd[cmd.index("-f") + 1]
             if not os.path.exists(connection) or (scratch and connection.startswith(str(scratch))):
                 found.append(f"{proc.pid}: {' '.join(cmd)[:200]}")
+        elif since and proc.info["name"] == "bwrap" and proc.info["status"] == psutil.STATUS_ZOMBIE \
+                and proc.info["create_time"] >= since:
+            found.append(f"{proc.pid}: bwrap, never reaped")
     return found
 
 
@@ -294,10 +303,11 @@ def run_guarded(tmp_path, sources, cell_timeout=3):
     ex = GuardedExecute(config=cfg, limits=limits.to_dict(), work_dir=str(tmp_path))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    start = time.monotonic()
+    start, started = time.monotonic(), time.time()
     nb, _ = ex.preprocess(nb, {"unique_key": "t"})
     record = json.loads((tmp_path / "execution-t.json").read_text())
     record["seconds"] = time.monotonic() - start
+    record["started"] = started
     return nb, record
 
 
@@ -309,7 +319,7 @@ def test_an_infinite_loop_is_interrupted_and_the_notebook_goes_on(tmp_path):
     assert "interrupted" in first["timed_out"] and "could not" not in first["timed_out"], first
     assert record["stopped"] is None and "timed_out" not in second
     assert "after the loop" in "".join(o.get("text", "") for o in nb.cells[1].outputs)
-    assert leftover_sandboxes(tmp_path) == []
+    assert leftover_sandboxes(tmp_path, since=record["started"]) == []
 
 
 def test_a_loop_that_ignores_interrupts_is_killed(tmp_path):
@@ -321,7 +331,7 @@ def test_a_loop_that_ignores_interrupts_is_killed(tmp_path):
     assert "could not be interrupted" in record["stopped"]["reason"]
     assert "NotRun" in [o.get("ename") for o in nb.cells[2].outputs]
     assert record["seconds"] < 60
-    assert leftover_sandboxes(tmp_path) == []
+    assert leftover_sandboxes(tmp_path, since=record["started"]) == []
 
 
 # --- intake, without a kernel -----------------------------------------------------------------
@@ -366,5 +376,5 @@ def test_intake_reads_every_layout_and_names_problems_plainly(tmp_path):
     assert subs["ann"].problems == subs["cal"].problems == subs["dee"].problems == []   # a loose file is named by student
     release = nbformat.read(ROOT / "exercises" / "cnn" / "cnn.ipynb", as_version=4)
     nb, why = intake.rebuild(subs["eve"].files["cnn"], release)
-    assert nb is None and why[0].startswith("the notebook is not valid JSON (") and why[0].endswith("looks cut off")
+    assert nb is None and why[0].startswith("the notebook is not valid JSON (") and why[0].endswith("looks cut off)")
     assert " at at " not in why[0]
