@@ -3,16 +3,23 @@
 # missing. `make test` runs it; CI runs as root. Without root (a student's laptop), it says what
 # is missing and carries on: the tests that need those packages then fail with a clear message.
 set -euo pipefail
-# Debian package -> a command it provides (checked to decide whether to install).
+# Debian package -> a command it provides, or a file (a glob) it installs, checked to decide
+# whether to install it. PostgreSQL's server programs are not on PATH; the tests run initdb.
 declare -A PACKAGES=(
   [bubblewrap]=bwrap
-  [postgresql]=pg_ctlcluster
+  [postgresql]='/usr/lib/postgresql/*/bin/initdb'
   [chromium]=chromium
   [chromium-driver]=chromedriver
 )
+present() {
+  case "$1" in
+    /*) compgen -G "$1" >/dev/null ;;
+    *) command -v "$1" >/dev/null 2>&1 ;;
+  esac
+}
 missing=()
 for pkg in "${!PACKAGES[@]}"; do
-  command -v "${PACKAGES[$pkg]}" >/dev/null 2>&1 || missing+=("$pkg")
+  present "${PACKAGES[$pkg]}" || missing+=("$pkg")
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
