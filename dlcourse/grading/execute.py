@@ -221,6 +221,10 @@ class GuardedExecute(Execute):
         # The kernel imports what the setup cells need (TensorFlow) before it reports ready: give
         # a busy machine time for that (the notebook's own time limit still counts it).
         self.startup_timeout = max(self.startup_timeout, 180)
+        # After a cell's reply its last output may come late on a busy machine (nbgrader would
+        # fail the cell after 4 s); after an interrupt this is also how long the kernel has to
+        # come back before it counts as stuck.
+        self.iopub_timeout = max(self.iopub_timeout, 10)
         return await super().async_start_new_kernel_client()
 
     # -- notebook ------------------------------------------------------------------------------

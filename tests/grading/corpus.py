@@ -117,7 +117,7 @@ print("started background processes")
 """
 
 
-CELL_TIMEOUT = 15      # the grading tests' wall-time limit per cell, in seconds
+CELL_TIMEOUT = 20      # the grading tests' wall-time limit per cell, in seconds (a busy machine slows legitimate cells)
 
 # name -> (how it is written, expected status, expected score, reference for the per-cell scores, words in problems)
 CASES = {
