@@ -37,7 +37,9 @@ import nbformat
 from . import feedback as fb
 from . import gradebook as gbm
 from . import intake, report, sandbox
+from ..release import nbgrader_env
 from .kernel import code_hash, setup_imports
+from .worker import _cache_alembic_version
 
 GRADER_VERSION = "1"
 
@@ -68,14 +70,6 @@ class Outcome:
     graded: int
     reused: int
     seconds: float
-
-
-def _nbgrader_env() -> dict:
-    env = dict(os.environ)
-    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    env.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
-    return env
 
 
 def course_settings(course: Path) -> dict:
@@ -199,15 +193,6 @@ def _generate(root: Path, assignment: str, config_file: Path | None, **coursedir
         where = coursedir.get("db_url", "")
         raise RuntimeError(f"nbgrader generate_assignment {assignment} ({where}) failed:\n"
                            + (result.get("error") or result.get("log") or "")[-2000:])
-
-
-def _cache_alembic_version() -> None:
-    """nbgrader runs `alembic heads` in a subprocess every time it opens a gradebook (about a
-    second each, several times per submission); the answer never changes within a run."""
-    import functools
-    import nbgrader.api
-    if not hasattr(nbgrader.api.get_alembic_version, "cache_info"):
-        nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
 
 
 def grade(opts: Options) -> Outcome:
@@ -380,7 +365,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             spec_path = folder / "spec.json"
             spec_path.write_text(json.dumps(full))
             (folder / "result.json").unlink(missing_ok=True)
-            proc = server.start(spec_path, folder / "worker.log", folder, _nbgrader_env())
+            proc = server.start(spec_path, folder / "worker.log", folder, nbgrader_env())
             with lock:
                 running[sid] = proc
             try:
@@ -411,7 +396,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             slots.put(slot)
 
     count = 0
-    server = ForkServer(_nbgrader_env())
+    server = ForkServer(nbgrader_env())
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {pool.submit(run_one, sid, spec): sid for sid, spec in pending}
     try:
