@@ -20,18 +20,23 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
 import psutil
+from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.manager import AsyncKernelManager
-from nbclient.util import run_sync
+from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 from traitlets import Bool, Dict, Integer, List, Unicode
 
 from . import sandbox
+from .checker import CHECKER_NAME
 from .kernel import code_hash
 
 
@@ -41,9 +46,11 @@ class SandboxedKernelManager(AsyncKernelManager):
     scratch = Unicode("", help="the sandbox's scratch folder").tag(config=True)
     log_path = Unicode("", help="where the kernel's stdout and stderr go").tag(config=True)
     use_sandbox = Bool(True).tag(config=True)
-    guard = Dict({}, help="the guard's configuration (trusted cells, nonce, limits)").tag(config=True)
+    guard = Dict({}, help="the kernel's configuration (limits, user id, modules to preload)").tag(config=True)
     forbidden = List(Unicode(), help="folders that must not be visible in the sandbox").tag(config=True)
     threads = Integer(1).tag(config=True)
+    extra_ro_binds = List(Unicode(), help="folders visible read-only in the sandbox (the checker's socket)").tag(config=True)
+    package = Unicode("", help="a copy of dlcourse without the assignment's off-limits reference answers").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -72,7 +79,9 @@ class SandboxedKernelManager(AsyncKernelManager):
         scratch = Path(self.scratch)
         env = sandbox.sandbox_env(scratch, self.threads)
         env["DLCOURSE_GUARD_FILE"] = str(scratch / "run" / "guard.json")
-        return sandbox.bwrap_command(inner, scratch=scratch, forbidden=[Path(p) for p in self.forbidden], env=env)
+        return sandbox.bwrap_command(inner, scratch=scratch, forbidden=[Path(p) for p in self.forbidden], env=env,
+                                     extra_ro_binds=[Path(p) for p in self.extra_ro_binds],
+                                     package=Path(self.package) if self.package else None)
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         scratch = Path(self.scratch)
@@ -194,12 +203,150 @@ class KernelStopped(Exception):
     pass
 
 
+class CheckerClient(AsyncKernelClient):
+    """A client of the checker kernel, which knows whether the checker lives by its process id (a
+    heartbeat missed on a busy machine would count it as dead)."""
+
+    checker_pid = Integer(0)
+
+    async def _async_is_alive(self) -> bool:
+        try:
+            os.kill(self.checker_pid, 0)
+            return True
+        except OSError:
+            return False
+
+    is_alive = _async_is_alive
+
+
+class CheckerHandle:
+    """What nbclient needs of a kernel manager, for the checker kernel while it runs a cell."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+
+    async def interrupt_kernel(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGINT)
+        except OSError:
+            pass
+
+    async def is_alive(self) -> bool:
+        try:
+            os.kill(self.pid, 0)
+            return True
+        except OSError:
+            return False
+
+
+class CheckerProcess:
+    """A checker kernel (:mod:`.checker`) of its own: forked from this process (the grader's
+    worker, which has imported what the checker needs) or, where forking is not safe (a process
+    with threads, such as a test runner), started as a new Python process."""
+
+    def __init__(self, pid: int, folder: Path, connection_file: str, popen=None):
+        self.pid, self.folder, self.connection_file, self.popen = pid, folder, connection_file, popen
+
+    @property
+    def socket(self) -> str:
+        return str(self.folder / "chan" / "checker.sock")
+
+    def info(self) -> dict:
+        return {"pid": self.pid, "connection_file": self.connection_file, "socket": self.socket}
+
+    @classmethod
+    def _prepare(cls, folder: Path, uid: int | None, student_uid: int | None) -> str:
+        from jupyter_client.connect import write_connection_file
+
+        for sub, mode in (("", 0o711), ("run", 0o700), ("chan", 0o711), ("home", 0o700)):
+            d = folder / sub
+            d.mkdir(parents=True, exist_ok=True)
+            if uid is not None:
+                os.chown(d, uid, uid)
+            os.chmod(d, mode)
+        fname, _ = write_connection_file(fname=str(folder / "run" / "checker.json"), transport="ipc",
+                                         ip=str(folder / "run" / "k"))
+        if uid is not None:
+            os.chown(fname, uid, uid)
+        return fname
+
+    @classmethod
+    def fork(cls, folder: Path, log: Path, privileges: dict | None = None,
+             student_uid: int | None = None) -> "CheckerProcess":
+        privileges = privileges or {}
+        fname = cls._prepare(folder, privileges.get("uid"), student_uid)
+        env = _checker_env(folder, privileges.get("threads", 1))
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                os.environ.clear()
+                os.environ.update(env)
+                os.chdir(folder / "home")
+                from . import checker
+                checker.main(fname, str(log), privileges)
+                code = 0
+            except BaseException:  # noqa: BLE001 - the child must never return into the worker
+                import traceback
+                traceback.print_exc()
+            finally:
+                os._exit(code)
+        return cls(pid, folder, fname)
+
+    @classmethod
+    def spawn(cls, folder: Path, privileges: dict | None = None) -> "CheckerProcess":
+        privileges = privileges or {}
+        folder = folder / "checker"
+        fname = cls._prepare(folder, privileges.get("uid"), None)
+        arg = json.dumps({"connection_file": fname, "log": str(folder / "checker.log"), "privileges": privileges})
+        popen = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.checker", arg], cwd=str(folder / "home"),
+                                 env={**os.environ, **_checker_env(folder, privileges.get("threads", 1))},
+                                 stdin=subprocess.DEVNULL, start_new_session=True)
+        return cls(popen.pid, folder, fname, popen)
+
+    def alive(self) -> bool:
+        try:
+            if self.popen is not None:
+                return self.popen.poll() is None
+            pid, _ = os.waitpid(self.pid, os.WNOHANG)
+            return pid == 0
+        except ChildProcessError:
+            return False
+
+    def stop(self) -> None:
+        try:
+            os.kill(self.pid, signal.SIGKILL)
+        except OSError:
+            pass
+        try:
+            if self.popen is not None:
+                self.popen.wait(timeout=10)
+            else:
+                os.waitpid(self.pid, 0)
+        except (ChildProcessError, subprocess.TimeoutExpired, OSError):
+            pass
+
+
+def _checker_env(folder: Path, threads: int) -> dict[str, str]:
+    home = str(folder / "home")
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE",
+                                                         "OPENBLAS_L2_SIZE", "PYTHONPATH")}
+    env.update({"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg",
+                "KERAS_HOME": f"{home}/.keras", "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
+                "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow", "NBGRADER_EXECUTION": "autograde",
+                "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+                "MKL_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
+                "TF_NUM_INTEROP_THREADS": "1", "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    return env
+
+
 class GuardedExecute(Execute):
     """nbgrader's Execute with a sandboxed kernel, a watchdog and an output cap."""
 
     limits = Dict({}, help="sandbox.Limits as a dict").tag(config=True)
     work_dir = Unicode("", help="where to write execution-<notebook>.json and kernel-<notebook>.log").tag(config=True)
     trusted = Dict({}, help="code hash -> 'given' or 'test' for the locked code cells").tag(config=True)
+    checker = Dict({}, help="the checker kernel: connection_file, pid, socket, interface, given").tag(config=True)
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("kernel_manager_class", SandboxedKernelManager)
@@ -227,6 +374,96 @@ class GuardedExecute(Execute):
         self.iopub_timeout = max(self.iopub_timeout, 10)
         return await super().async_start_new_kernel_client()
 
+    # -- the checker ---------------------------------------------------------------------------
+    async def _connect_checker(self) -> None:
+        """Connect to the checker kernel (started by the worker, or here for a single notebook)
+        and give it a fresh namespace for this notebook."""
+        info = dict(self.checker)
+        if not info.get("connection_file"):
+            self._own_checker = CheckerProcess.spawn(self._own_checker_folder)
+            info.update(self._own_checker.info())
+        self._checker_km = CheckerHandle(int(info["pid"]))
+        client = CheckerClient(checker_pid=int(info["pid"]))
+        client.load_connection_file(info["connection_file"])
+        client.start_channels(hb=False)
+        await client.wait_for_ready(timeout=120)
+        self._checker_kc = client
+        config = {"interface": info.get("interface", []), "given": info.get("given", []),
+                  "socket": info["socket"], "timeout": self._limits.cell_timeout}
+        self._checker_socket = info["socket"]
+        reply = await self._run_quiet(client, f"{CHECKER_NAME}.reset(__import__('json').loads({json.dumps(config)!r}))", 60)
+        if reply is None or reply["content"].get("status") != "ok":
+            raise RuntimeError(f"the grader's checker could not be reset: {reply and reply['content'].get('evalue')}")
+
+    async def _run_quiet(self, client, code: str, timeout: float) -> dict | None:
+        """Execute ``code`` silently; the reply, or None after ``timeout`` seconds."""
+        msg_id = client.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+        return await self._reply(client, msg_id, timeout)
+
+    @staticmethod
+    async def _reply(client, msg_id: str, timeout: float) -> dict | None:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return None
+            try:
+                msg = await client.get_shell_msg(timeout=left)
+            except Empty:
+                return None
+            if msg["parent_header"].get("msg_id") == msg_id:
+                return msg
+
+    async def _async_cleanup_kernel(self) -> None:
+        kc = getattr(self, "_checker_kc", None)
+        if kc is not None:
+            try:
+                kc.stop_channels()
+            except Exception:  # noqa: BLE001
+                pass
+            self._checker_kc = None
+        own = getattr(self, "_own_checker", None)
+        if own is not None:
+            own.stop()
+            self._own_checker = None
+        await super()._async_cleanup_kernel()
+
+    async def _checker_cell(self, cell, cell_index, execution_count, store_history, given: bool):
+        """Run a locked cell in the checker while the student's kernel answers its requests."""
+        student_km, student_kc = self.km, self.kc
+        if getattr(self, "_checker_kc", None) is None:
+            await self._connect_checker()
+        if given:
+            # The student's kernel runs it too, for its side effects (seeds, imports); the names it
+            # binds come from the checker's run.
+            await self._student_quiet(f"__import__('dlcourse.grading.agent', fromlist=['run_locked'])"
+                                      f".run_locked({cell.source!r})")
+        serve_id = student_kc.execute(
+            f"__import__('dlcourse.grading.agent', fromlist=['serve']).serve({self._checker_socket!r})",
+            silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+        self.km, self.kc = self._checker_km, self._checker_kc
+        try:
+            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        finally:
+            self.km, self.kc = student_km, student_kc
+            await self._finish_student(serve_id)
+
+    async def _student_quiet(self, code: str) -> None:
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+        await self._finish_student(msg_id, wait=self._limits.cell_timeout)
+
+    async def _finish_student(self, msg_id: str, wait: float = 10) -> None:
+        """Wait for the student's kernel to finish ``msg_id``; interrupt it, then kill it, if it
+        does not (its code is stuck in a loop, say)."""
+        if await self._reply(self.kc, msg_id, wait) is not None:
+            return
+        await ensure_async(self.km.interrupt_kernel())
+        if await self._reply(self.kc, msg_id, 10) is not None:
+            return
+        self._kill_reason = self._kill_reason or (
+            f"the notebook's code did not stop when the grader asked it to (after {wait:g} s)")
+        self._kill()
+
     # -- notebook ------------------------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
         self._key = (resources or {}).get("unique_key") or "notebook"
@@ -238,6 +475,13 @@ class GuardedExecute(Execute):
 
     def create_kernel_manager(self):
         km = super().create_kernel_manager()
+        self._student_km = km
+        if not self.checker.get("connection_file") and isinstance(km, SandboxedKernelManager):
+            # No checker from the worker (a single notebook run, as in the tests): one of our own,
+            # started when the first locked cell runs, its socket folder visible in the sandbox.
+            self._own_checker_folder = Path((km.scratch or tempfile.mkdtemp(prefix="dlchk")) + "-own")
+            (self._own_checker_folder / "checker" / "chan").mkdir(parents=True, exist_ok=True)
+            km.extra_ro_binds = [*km.extra_ro_binds, str(self._own_checker_folder / "checker" / "chan")]
         if self.work_dir and isinstance(km, SandboxedKernelManager):
             km.log_path = str(Path(self.work_dir) / f"kernel-{self._key}.log")
         return km
@@ -261,10 +505,14 @@ class GuardedExecute(Execute):
         if self._stopped is not None:
             self._mark_not_run(cell)
             return cell
-        watchdog = asyncio.ensure_future(self._watch(cell_index))
+        watchdog = asyncio.ensure_future(self._watch(cell_index, self.km))
         self._entry = entry
         try:
-            result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            if entry["trusted"] in ("test", "given"):
+                result = await self._checker_cell(cell, cell_index, execution_count, store_history,
+                                                  given=entry["trusted"] == "given")
+            else:
+                result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
             entry["ran"] = True
             self._timed_out_before = entry if entry.get("timed_out") else None
             if self._kill_reason:      # killed just as the cell ended
@@ -312,8 +560,9 @@ class GuardedExecute(Execute):
             self._kill()
 
     def _kill(self):
-        if isinstance(self.km, SandboxedKernelManager):
-            self.km.kill_sandbox()
+        km = self.km if isinstance(self.km, SandboxedKernelManager) else getattr(self, "_student_km", None)
+        if isinstance(km, SandboxedKernelManager):
+            km.kill_sandbox()
 
     def _mark_not_run(self, cell, reason: str | None = None):
         reason = reason or (self._stopped or {}).get("reason", "the kernel stopped")
@@ -323,10 +572,10 @@ class GuardedExecute(Execute):
                                              evalue=f"this cell was not run: {reason}",
                                              traceback=[f"NotRun: this cell was not run: {reason}"]))
 
-    async def _watch(self, cell_index: int):
+    async def _watch(self, cell_index: int, km):
         """Kill the sandbox when the running cell passes a limit."""
         lim = self._limits
-        pid = getattr(self.km, "kernel_pid", None)
+        pid = getattr(km, "kernel_pid", None)
         if not pid:
             return
         try:

@@ -18,12 +18,11 @@ idempotent), and a run that was interrupted resumes with the students it had not
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import queue
-import secrets
 import shutil
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -38,10 +37,11 @@ from . import feedback as fb
 from . import gradebook as gbm
 from . import intake, report, sandbox
 from ..release import nbgrader_env
+from .checker import bound_names
 from .kernel import code_hash, setup_imports
-from .worker import _cache_alembic_version
+from .messages import MAX_RERUNS, Job, MessageError, Result
 
-GRADER_VERSION = "1"
+GRADER_VERSION = "2"
 
 
 @dataclass
@@ -58,7 +58,7 @@ class Options:
     force: bool = False
     quiet: bool = False
     feedback: bool = True
-    max_reruns: int = 4
+    max_reruns: int = MAX_RERUNS
 
 
 @dataclass
@@ -153,6 +153,17 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
                     secret_lines += fb.hidden_lines(cell.source)
     stubs = {name: {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
                     if intake.is_answer_cell(c)} for name, nb in release.items()}
+    # The names a test may look up in the student's kernel: those the answer cells define.
+    interface: set[str] = set()
+    off_limits: list[str] = []
+    for nb in source.values():
+        off_limits += list(nb.metadata.get("dlcourse", {}).get("off_limits", []))
+        for c in nb.cells:
+            if c.cell_type == "code" and c.metadata.get("nbgrader", {}).get("solution"):
+                interface |= bound_names(c.source)
+    package = None
+    if off_limits:
+        package = str(sandbox.filtered_package(sorted(set(off_limits)), tmpl / "package"))
     cells = []
     for name, nb in source.items():
         for c in nb.cells:
@@ -160,7 +171,7 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
             if meta.get("grade"):
                 cells.append((name, meta["grade_id"], float(meta.get("points", 0)), not meta.get("solution", False)))
     return {"dir": tmpl, "key": key, "release": release, "trusted": trusted, "stubs": stubs, "cells": cells,
-            "preload": list(dict.fromkeys(imports)),
+            "preload": list(dict.fromkeys(imports)), "interface": sorted(interface), "package": package,
             "secret_lines": sorted(set(secret_lines))}
 
 
@@ -200,6 +211,7 @@ def grade(opts: Options) -> Outcome:
     import warnings
     from sqlalchemy.exc import SAWarning
     warnings.filterwarnings("ignore", category=SAWarning)   # nbgrader's own, harmless
+    from .worker import _cache_alembic_version
     _cache_alembic_version()
     # nbgrader's Gradebook runs `alembic` from PATH: this interpreter's bin first.
     bin_dir = str(Path(sys.executable).parent)
@@ -335,6 +347,15 @@ def _copy_result(opts: Options, result: dict, sid: str, key: str) -> dict:
     return copy
 
 
+def _context():
+    """multiprocessing's forkserver: a process that imports the grading modules (nbgrader, and
+    TensorFlow for the checker) once and forks every worker from there, so a submission does not
+    pay for those imports. Not "fork" (this process has threads), not "spawn" (imports again)."""
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(["dlcourse.grading.preload"])
+    return ctx
+
+
 def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, gb, db_url) -> int:
     if not pending:
         return 0
@@ -349,23 +370,28 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
     running: dict = {}
     lock = threading.Lock()
     hard_limit = opts.limits.notebook_timeout * (opts.max_reruns + 2) + 120
+    ctx = _context()
+    env = nbgrader_env()
 
-    def run_one(sid: str, spec: dict) -> dict:
+    def run_one(sid: str, spec: dict) -> Result:
         slot = slots.get()
         try:
             folder = opts.out / ".work" / sid
-            uid = sandbox.sandbox_uid(slot) if opts.use_sandbox else None
-            full = dict(spec, work=str(folder), scratch=str(scratch_root / f"s{slot}"), uid=uid,
-                        template_db=str(tmpl["dir"] / "gradebook.db"),
-                        course_config=str(settings["config"]) if settings["config"] else None,
-                        source_dir=str(opts.course / settings["source"] / opts.assignment),
-                        limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, forbidden=[str(p) for p in forbidden],
-                        threads=threads, trusted=tmpl["trusted"], preload=tmpl["preload"], stubs=tmpl["stubs"], nonce=secrets.token_hex(16),
-                        max_reruns=opts.max_reruns)
-            spec_path = folder / "spec.json"
-            spec_path.write_text(json.dumps(full))
+            job = Job(**spec, work=str(folder), scratch=str(scratch_root / f"s{slot}"),
+                      uid=sandbox.sandbox_uid(slot) if opts.use_sandbox else None,
+                      template_db=str(tmpl["dir"] / "gradebook.db"),
+                      course_config=str(settings["config"]) if settings["config"] else None,
+                      source_dir=str(opts.course / settings["source"] / opts.assignment),
+                      limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, forbidden=[str(p) for p in forbidden],
+                      threads=threads, trusted=tmpl["trusted"], preload=tmpl["preload"], stubs=tmpl["stubs"],
+                      interface=tmpl["interface"], package=tmpl["package"], max_reruns=opts.max_reruns)
+            job_path = folder / "job.json"
+            job_path.write_text(job.to_json())
             (folder / "result.json").unlink(missing_ok=True)
-            proc = server.start(spec_path, folder / "worker.log", folder, nbgrader_env())
+            proc = ctx.Process(target=_worker_entry, args=(str(job_path), str(folder / "worker.log"), str(folder), env),
+                               daemon=False)
+            with _main_hidden():
+                proc.start()
             with lock:
                 running[sid] = proc
             try:
@@ -378,25 +404,25 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
                     running.pop(sid, None)
             _killpg(proc)   # nothing may outlive its worker
             try:
-                result = json.loads((folder / "result.json").read_text())
-            except (OSError, ValueError):
+                result = Result.from_json((folder / "result.json").read_text())
+            except (OSError, MessageError):
                 tail = (folder / "worker.log").read_text(errors="replace").strip().splitlines()[-1:] \
                     if (folder / "worker.log").exists() else []
-                result = {"student": sid, "status": "error", "scores": {}, "autograded": {}, "runs": 0,
-                          "problems": [f"the grader stopped on this submission (exit code {proc.exitcode})"
-                                       + (f": {tail[0][:200]}" if tail else "")]}
-            result["key"] = spec["key"]
-            if result["status"] != "error":
-                (folder / "result.json").write_text(json.dumps(result, indent=1))
+                result = Result(student=sid, status="error", scores={}, autograded={},
+                                problems=[f"the grader stopped on this submission (exit code {proc.exitcode})"
+                                          + (f": {tail[0][:200]}" if tail else "")])
+            result.key = spec["key"]
+            if result.status != "error":
+                (folder / "result.json").write_text(result.to_json())
             else:
                 (folder / "result.json").unlink(missing_ok=True)   # try again next time
             return result
         finally:
             shutil.rmtree(scratch_root / f"s{slot}", ignore_errors=True)
+            shutil.rmtree(scratch_root / f"s{slot}-checker", ignore_errors=True)
             slots.put(slot)
 
     count = 0
-    server = ForkServer(nbgrader_env())
     pool = ThreadPoolExecutor(max_workers=jobs)
     futures = {pool.submit(run_one, sid, spec): sid for sid, spec in pending}
     try:
@@ -405,7 +431,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
             done, remaining = wait(remaining, return_when=FIRST_COMPLETED)
             for fut in done:
                 first = futures[fut]
-                graded = fut.result()
+                graded = json.loads(fut.result().to_json())
                 for sid in [first, *copies.get(first, [])]:
                     result = graded if sid == first else _copy_result(opts, graded, sid, graded["key"])
                     st = state[sid]
@@ -427,92 +453,48 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
         raise
     finally:
         pool.shutdown(wait=True)
-        server.close()
         shutil.rmtree(scratch_root, ignore_errors=True)
     return count
 
 
-class _Worker:
-    """A worker process started by the fork server: ``join``, ``exitcode``, ``pid``."""
-
-    def __init__(self):
-        self.pid: int | None = None
-        self.exitcode: int | None = None
-        self.started = threading.Event()
-        self.ended = threading.Event()
-
-    def join(self, timeout: float | None = None) -> None:
-        self.ended.wait(timeout)
-
-    def kill(self) -> None:
-        if self.pid is not None:
-            os.kill(self.pid, signal.SIGKILL)
+_MAIN_LOCK = threading.Lock()
 
 
-class ForkServer:
-    """``python -m dlcourse.grading.worker --serve``: it imports nbgrader and the grading modules
-    once and forks a worker for each submission (see ``worker.serve``), which saves a few CPU
-    seconds per submission. Each worker is a fresh process in its own session; student code never
-    runs in it, only in the sandboxed kernel it starts."""
+class _main_hidden:
+    """While a worker is started, hide the caller's main module from multiprocessing.
 
-    def __init__(self, env: dict):
-        self.proc = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.worker", "--serve"],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env,
-                                     start_new_session=True)
-        self.lock = threading.Lock()
-        self.waiting: dict[int, _Worker] = {}     # request id -> worker (until its pid is known)
-        self.by_pid: dict[int, _Worker] = {}
-        self.next_id = 0
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
+    multiprocessing's forkserver makes every child import the parent's ``__main__`` script again
+    (as ``__mp_main__``) unless that script guards its code with ``if __name__ == "__main__"``.
+    Measured here: an instructor's unguarded script that calls ``runner.grade`` was re-run in
+    every worker, deleting the folders the first run had made. The workers need nothing from
+    ``__main__`` (their target is :func:`_worker_entry`), so the parent's main module is hidden
+    from ``multiprocessing.spawn.get_preparation_data`` while a worker starts."""
 
-    def start(self, spec_path: Path, log_path: Path, cwd: Path, env: dict) -> _Worker:
-        worker = _Worker()
-        with self.lock:
-            self.next_id += 1
-            self.waiting[self.next_id] = worker
-            line = json.dumps({"id": self.next_id, "spec": str(spec_path), "log": str(log_path),
-                               "cwd": str(cwd), "env": env}) + "\n"
-            try:
-                self.proc.stdin.write(line.encode())
-                self.proc.stdin.flush()
-            except (BrokenPipeError, ValueError, OSError):
-                worker.started.set()
-                worker.ended.set()
-                return worker
-        worker.started.wait(60)
-        return worker
+    def __enter__(self):
+        _MAIN_LOCK.acquire()
+        main = sys.modules.get("__main__")
+        self.saved = {}
+        if main is not None:
+            for attr in ("__file__", "__spec__"):
+                if attr in vars(main):
+                    self.saved[attr] = vars(main)[attr]
+            vars(main).pop("__file__", None)
+            vars(main)["__spec__"] = None
+        return self
 
-    def _read(self) -> None:
-        for line in self.proc.stdout:
-            message = json.loads(line)
-            with self.lock:
-                if "id" in message:
-                    worker = self.waiting.pop(message["id"])
-                    worker.pid = message["pid"]
-                    self.by_pid[worker.pid] = worker
-                    worker.started.set()
-                else:
-                    worker = self.by_pid.pop(message["pid"], None)
-                    if worker is not None:
-                        worker.exitcode = message["code"]
-                        worker.ended.set()
-        with self.lock:         # the server is gone: nothing more will end
-            for worker in [*self.waiting.values(), *self.by_pid.values()]:
-                worker.started.set()
-                worker.ended.set()
-
-    def close(self) -> None:
+    def __exit__(self, *exc):
+        main = sys.modules.get("__main__")
         try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        try:
-            self.proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self.reader.join(timeout=5)
+            if main is not None:
+                vars(main).pop("__spec__", None)
+                vars(main).update(self.saved)
+        finally:
+            _MAIN_LOCK.release()
+
+
+def _worker_entry(job_path: str, log_path: str, cwd: str, env: dict) -> None:
+    from .worker import run_job
+    run_job(job_path, log_path, cwd, env)
 
 
 def _killpg(proc) -> None:

@@ -140,9 +140,13 @@ def python_binds(forbidden: list[Path]) -> list[str]:
     return args
 
 
-def bwrap_command(inner: list[str], *, scratch: Path, forbidden: list[Path], env: dict[str, str]) -> list[str]:
+def bwrap_command(inner: list[str], *, scratch: Path, forbidden: list[Path], env: dict[str, str],
+                  extra_ro_binds: list[Path] = (), package: Path | None = None) -> list[str]:
     """The bubblewrap command that runs ``inner`` with ``scratch`` as its only writable folder
-    (its ``run/`` subfolder holds the kernel's connection file and sockets)."""
+    (its ``run/`` subfolder holds the kernel's connection file and sockets). ``extra_ro_binds``
+    are also visible, read-only (the checker's socket folder); ``package``, a copy of
+    ``dlcourse`` without the assignment's off-limits reference answers (:func:`filtered_package`),
+    is what the sandbox sees in place of the real package."""
     bwrap = check_sandbox()
     cmd = [bwrap, "--die-with-parent", "--new-session",
            "--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts", "--unshare-cgroup-try"]
@@ -156,13 +160,18 @@ def bwrap_command(inner: list[str], *, scratch: Path, forbidden: list[Path], env
     # Folders bwrap creates on the way to a bind are 0700 by default: the sandbox's own user
     # could not get through them.
     ancestors = set()
-    for target in [binds[i + 2] for i in range(0, len(binds), 3)] + [str(scratch)]:
+    for target in [binds[i + 2] for i in range(0, len(binds), 3)] + [str(scratch)] + [str(p) for p in extra_ro_binds]:
         for parent in Path(target).parents:
             if str(parent) not in ("/", "/usr", "/tmp"):
                 ancestors.add(parent)
     for parent in sorted(ancestors, key=lambda p: len(p.parts)):
         cmd += ["--perms", "0755", "--dir", str(parent)]
     cmd += binds
+    if package is not None:
+        import dlcourse
+        cmd += ["--ro-bind", str(package), str(Path(dlcourse.__file__).resolve().parent)]
+    for extra in extra_ro_binds:
+        cmd += ["--ro-bind", str(extra), str(extra)]
     cmd += ["--bind", str(scratch), str(scratch), "--chdir", str(scratch / "work")]
     cmd += ["--clearenv"]
     for key, value in env.items():
@@ -202,3 +211,90 @@ def sandbox_uid(slot: int) -> int | None:
     if os.getuid() != 0:
         return None
     return 3_000_000 + (os.getpid() % 10_000) * 16 + slot % 16
+
+
+OFF_LIMITS_MESSAGE = "is off limits while grading"
+
+
+def filtered_package(off_limits: list[str], dest: Path) -> Path:
+    """A copy of the ``dlcourse`` package without the reference answers an assignment asks the
+    student to write: ``dest/dlcourse``, which the sandbox sees in place of the real package.
+
+    ``off_limits`` names modules (``dlcourse.cnn``: the whole module is gone; importing it raises
+    ImportError) or top-level functions, classes and methods (``dlcourse.rbm.gibbs_step``,
+    ``dlcourse.rbm.RBM.impute``: the definition stays, its body is replaced by a ``raise``). The
+    copy holds no other trace of them: only ``.py`` files are copied, rewritten from their syntax
+    tree (no comments, no ``__pycache__``), so the code is nowhere in the sandbox."""
+    import ast
+    import dlcourse
+
+    src = Path(dlcourse.__file__).resolve().parent
+    out = dest / "dlcourse"
+    if out.exists():
+        shutil.rmtree(out)
+    modules = {n for n in off_limits if _is_module(n)}
+    members: dict[str, list[list[str]]] = {}
+    for name in off_limits:
+        if name in modules:
+            continue
+        parts = name.split(".")
+        for cut in range(len(parts) - 1, 0, -1):
+            if _is_module(".".join(parts[:cut])):
+                members.setdefault(".".join(parts[:cut]), []).append(parts[cut:])
+                break
+        else:
+            raise ValueError(f"off_limits: {name!r} is neither a module of dlcourse nor a function or class in one")
+    for path in sorted(src.rglob("*.py")):
+        rel = path.relative_to(src)
+        if "__pycache__" in rel.parts:
+            continue
+        modname = ".".join(("dlcourse", *rel.with_suffix("").parts)).removesuffix(".__init__")
+        target = out / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if modname in modules or any(modname.startswith(m + ".") for m in modules):
+            target.write_text(f"raise ImportError({(modname + ' ' + OFF_LIMITS_MESSAGE + ': write your own code').__repr__()})\n")
+            continue
+        if modname not in members:
+            shutil.copyfile(path, target)
+            continue
+        tree = ast.parse(path.read_text())
+        for dotted in members[modname]:
+            if not _blank(tree.body, dotted, f"{modname}.{'.'.join(dotted)}"):
+                raise ValueError(f"off_limits: {modname}.{'.'.join(dotted)} is not defined in {modname}")
+        target.write_text(ast.unparse(tree) + "\n")
+    for folder in [out, *[p for p in out.rglob("*") if p.is_dir()]]:
+        folder.chmod(0o755)
+    for file in out.rglob("*.py"):
+        file.chmod(0o644)
+    return out
+
+
+def _is_module(name: str) -> bool:
+    import dlcourse
+
+    if name == "dlcourse" or not name.startswith("dlcourse."):
+        return name == "dlcourse"
+    base = Path(dlcourse.__file__).resolve().parent.joinpath(*name.split(".")[1:])
+    return base.with_suffix(".py").is_file() or (base / "__init__.py").is_file()
+
+
+def _blank(body: list, dotted: list[str], full: str) -> bool:
+    import ast
+
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == dotted[0]:
+            if len(dotted) > 1:
+                return isinstance(node, ast.ClassDef) and _blank(node.body, dotted[1:], full)
+            message = f"{full} {OFF_LIMITS_MESSAGE}: it is the course's reference answer; write your own code"
+            stub = ast.parse(f"raise ImportError({message!r})").body
+            if isinstance(node, ast.ClassDef):
+                node.body = [ast.FunctionDef(name="__init__", args=ast.arguments(
+                    posonlyargs=[], args=[ast.arg("self")], vararg=ast.arg("args"), kwonlyargs=[], kw_defaults=[],
+                    kwarg=ast.arg("kwargs"), defaults=[]), body=stub, decorator_list=[], returns=None,
+                    type_params=[])]
+                node.bases, node.keywords = [], []
+            else:
+                node.body = stub
+            ast.fix_missing_locations(node)
+            return True
+    return False

@@ -1,14 +1,17 @@
-"""Grade one student's submission: ``python -m dlcourse.grading.worker SPEC.json``.
+"""Grade one student's submission: a :class:`~dlcourse.grading.messages.Job` in, a
+:class:`~dlcourse.grading.messages.Result` out.
 
 Each submission is graded by its own process in its own throwaway nbgrader course (a copy of a
 template gradebook that holds only this assignment), so parallel workers never write to the same
-SQLite file; the main process merges the results into the course's gradebook afterwards.
+SQLite file; the coordinating process merges the results into the course's gradebook afterwards.
 
-The worker runs nbgrader's ``autograde`` with :class:`~dlcourse.grading.execute.GuardedExecute`.
-When a student's cell tampered with the grading machinery, killed or crashed the kernel, or
-passed a resource limit, the worker replaces that cell with the released (unanswered) version,
-and grades the notebook again: the submission scores exactly as if that cell had been left
-unanswered, and every other answer keeps its points. The outcome goes to ``result.json``.
+The worker first forks its *checker* (:mod:`~dlcourse.grading.checker`), the trusted kernel in
+which the test cells and locked cells run, then runs nbgrader's ``autograde`` with
+:class:`~dlcourse.grading.execute.GuardedExecute`, which runs the answer cells in the student's
+sandboxed kernel. When a student's cell killed or crashed the kernel or passed a resource or time
+limit, the worker replaces that cell with the released (unanswered) version and grades the
+notebook again: the submission scores exactly as if that cell had been left unanswered, and
+every other answer keeps its points.
 """
 from __future__ import annotations
 
@@ -21,8 +24,8 @@ import traceback
 from pathlib import Path
 
 import nbformat
-# What grading needs, imported at the top: the runner forks workers from a process that has
-# imported this module once (see serve()).
+# What grading needs, imported at the top: workers are forked from a process that has imported
+# this module (multiprocessing's forkserver, see runner), and each worker forks its checker.
 import IPython  # noqa: F401,E402  (jupyter_client imports it to find kernel specs)
 import nbclient  # noqa: F401,E402
 import nbconvert.exporters  # noqa: F401,E402
@@ -32,21 +35,20 @@ from nbgrader.api import Gradebook  # noqa: E402
 from nbgrader.apps.api import NbGraderAPI  # noqa: E402
 from nbgrader.coursedir import CourseDirectory  # noqa: E402
 
-from . import execute  # noqa: F401,E402
+from . import checker as checker_module  # noqa: E402
+from . import execute  # noqa: E402
 from . import sandbox as sb  # noqa: E402
+from .messages import Job, Result  # noqa: E402
 
-GUARD_PREFIX = "DLCOURSE-GUARD "
-
-
-def _config(spec: dict, course: Path):
+def _config(job: Job, course: Path, checker: dict):
     from traitlets.config import Config
     from traitlets.config.loader import PyFileConfigLoader
 
     cfg = Config()
-    if spec.get("course_config"):
-        path = Path(spec["course_config"])
+    if job.course_config:
+        path = Path(job.course_config)
         cfg.merge(PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
-    work = Path(spec["work"])
+    work = Path(job.work)
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
     cfg.CourseDirectory.source_directory = "source"
@@ -63,42 +65,27 @@ def _config(spec: dict, course: Path):
         "nbgrader.preprocessors.AssignLatePenalties",
         "nbgrader.preprocessors.CheckCellMetadata",
     ]
-    cfg.GuardedExecute.limits = spec["limits"]
-    cfg.GuardedExecute.trusted = spec["trusted"]
+    cfg.GuardedExecute.limits = job.limits
+    cfg.GuardedExecute.trusted = job.trusted
     cfg.GuardedExecute.work_dir = str(work)
-    cfg.SandboxedKernelManager.scratch = spec["scratch"]
+    cfg.GuardedExecute.checker = checker
+    cfg.SandboxedKernelManager.scratch = job.scratch
     cfg.SandboxedKernelManager.log_path = str(work / "kernel.log")
-    cfg.SandboxedKernelManager.use_sandbox = spec["sandbox"]
-    cfg.SandboxedKernelManager.forbidden = spec["forbidden"]
-    cfg.SandboxedKernelManager.threads = spec["threads"]
-    cfg.SandboxedKernelManager.guard = {
-        "nonce": spec["nonce"], "trusted": spec["trusted"], "preload": spec.get("preload", []),
-        "uid": spec.get("uid"), "gid": spec.get("uid"),
-        "limits": {"cpu_total": spec["limits"]["notebook_timeout"] * 4,
-                   "address_space": spec["limits"]["memory"] + 6 * 2**30,
-                   "processes": spec["limits"]["processes"] + 64,
-                   "file_size": spec["limits"]["file_size"], "open_files": spec["limits"]["open_files"],
-                   "uid": spec.get("uid")},
-    }
+    cfg.SandboxedKernelManager.use_sandbox = job.sandbox
+    cfg.SandboxedKernelManager.forbidden = job.forbidden
+    cfg.SandboxedKernelManager.threads = job.threads
+    cfg.SandboxedKernelManager.extra_ro_binds = [str(Path(checker["socket"]).parent)]
+    cfg.SandboxedKernelManager.package = job.package or ""
+    cfg.SandboxedKernelManager.guard = {"preload": job.preload, "uid": job.uid, "gid": job.uid,
+                                        "limits": kernel_limits(job.limits, job.uid)}
     return cfg
 
 
-def _guard_events(log: Path, nonce: str, start: int) -> list[dict]:
-    events = []
-    if not log.exists():
-        return events
-    with open(log, "rb") as f:
-        f.seek(start)
-        for raw in f:
-            line = raw.decode("utf-8", "replace")
-            if line.startswith(GUARD_PREFIX):
-                try:
-                    event = json.loads(line[len(GUARD_PREFIX):])
-                except ValueError:
-                    continue
-                if event.get("nonce") == nonce:
-                    events.append(event)
-    return events
+def kernel_limits(limits: dict, uid: int | None) -> dict:
+    """The rlimits of a kernel (the student's, or the checker's) from the job's limits."""
+    return {"cpu_total": limits["notebook_timeout"] * 4, "address_space": limits["memory"] + 6 * 2**30,
+            "processes": limits["processes"] + 64, "file_size": limits["file_size"],
+            "open_files": limits["open_files"], "uid": uid}
 
 
 def _log_tail(log: Path, start: int, lines: int = 6) -> str:
@@ -107,15 +94,17 @@ def _log_tail(log: Path, start: int, lines: int = 6) -> str:
     with open(log, "rb") as f:
         f.seek(start)
         text = f.read()[-20000:].decode("utf-8", "replace")
-    keep = [line for line in text.splitlines() if line.strip() and not line.startswith(GUARD_PREFIX)]
+    keep = [line for line in text.splitlines() if line.strip()]
     return "\n".join(keep[-lines:])
 
 
-def find_culprit(record: dict, events: list[dict]) -> tuple[int, str] | None:
-    """The student cell to grade as unanswered, and why; None if the run was clean."""
+def find_culprit(record: dict) -> tuple[int, str] | None:
+    """The student cell to grade as unanswered, and why; None if the run was clean.
+
+    A student's cell that ran out of time is the culprit; so is the cell where the student's
+    kernel died or passed a limit, or, when that happened while a locked cell ran (the test
+    called the student's function, say), the last student cell before it."""
     sent = [c for c in record["cells"] if c["ran"]]
-    before = {e["n"]: e for e in events if e.get("event") == "before"}
-    after = {e["n"]: e for e in events if e.get("event") == "after"}
     stopped = record.get("stopped")
 
     def last_student_cell(upto: int) -> dict | None:
@@ -124,29 +113,10 @@ def find_culprit(record: dict, events: list[dict]) -> tuple[int, str] | None:
                 return c
         return None
 
-    for n, cell in enumerate(sent, start=1):
-        died_here = stopped is not None and stopped["index"] == cell["index"]
-        event = before.get(n)
-        if event is None or event.get("hash") != cell["hash"]:
-            if died_here:
-                break
-            culprit = last_student_cell(n - 2) if cell["trusted"] else cell
-            if culprit is not None:
-                return culprit["index"], "it switched off the grader's checks (a test cell was not confirmed)"
-            continue
-        if event.get("flags"):
-            culprit = last_student_cell(n - 2)
-            if culprit is not None:
-                return culprit["index"], "it changed the grading machinery (" + _summarise(event["flags"]) + ")"
-        done = after.get(n)
-        if done is not None and done.get("flags") and cell["trusted"] == "test":
-            culprit = last_student_cell(n - 1)
-            if culprit is not None:
-                return culprit["index"], ("its code changed the grading machinery while the tests ran ("
-                                          + _summarise(done["flags"]) + ")")
+    for cell in sent:
         if cell.get("timed_out") and cell["trusted"] is None:
             return cell["index"], cell["timed_out"]
-        if died_here:
+        if stopped is not None and stopped["index"] == cell["index"]:
             break
     if stopped is not None and not stopped["reason"].startswith("the notebook ran out of time"):
         cell = next((c for c in sent if c["index"] == stopped["index"]), None)
@@ -155,11 +125,6 @@ def find_culprit(record: dict, events: list[dict]) -> tuple[int, str] | None:
             if culprit is not None:
                 return culprit["index"], stopped["reason"]
     return None
-
-
-def _summarise(flags: list[str]) -> str:
-    shown = "; ".join(flags[:3])
-    return shown + (f"; and {len(flags) - 3} more" if len(flags) > 3 else "")
 
 
 def neutralise(nb_path: Path, index: int, stubs: dict, reason: str = "") -> str:
@@ -207,83 +172,124 @@ def _cache_alembic_version() -> None:
         nbgrader.api.get_alembic_version = functools.lru_cache(maxsize=1)(nbgrader.api.get_alembic_version)
 
 
-def grade(spec: dict) -> dict:
+def start_checker(job: Job, *, fork: bool = True) -> execute.CheckerProcess:
+    """The checker kernel for this submission, in a folder beside the sandbox's scratch folder
+    (its socket folder is the only part the sandbox sees, read-only).
+
+    The checker runs as the grader's own user, outside bubblewrap: it runs only the course's own
+    code (locked cells and tests) and reads only plain data (:mod:`.wire`), never student code.
+    A sandbox of its own would have to start a new Python process and import TensorFlow again
+    (about 4.5 CPU-seconds per submission, measured here), where a fork of this worker costs
+    0.1 s; it keeps the address-space, file-size and open-file limits of a kernel, so that data
+    sent to it cannot exhaust the machine's memory."""
+    folder = Path(job.scratch + "-checker")
+    if folder.exists():
+        shutil.rmtree(folder)
+    limits = {k: v for k, v in kernel_limits(job.limits, None).items() if k not in ("cpu_total", "processes", "uid")}
+    privileges = {"uid": None, "threads": job.threads, "limits": limits}
+    if fork:
+        return execute.CheckerProcess.fork(folder, Path(job.work) / "checker.log", privileges, job.uid)
+    return execute.CheckerProcess.spawn(folder, privileges)
+
+
+def _off_limits_used(path: Path) -> list[str]:
+    """Reference answers the notebook's code tried to use (their stubs raise a message that says so)."""
+    nb = nbformat.read(path, as_version=4)
+    found = []
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            text = " ".join([str(out.get("evalue", "")), *map(str, out.get("traceback", []))]) \
+                if out.get("output_type") == "error" else str(out.get("text", ""))
+            for word in text.split():
+                if word.startswith("dlcourse.") and f"{word} {sb.OFF_LIMITS_MESSAGE}" in text:
+                    found.append(word.rstrip(".:,'\""))
+    return sorted(set(found))
+
+
+def grade(job: Job) -> Result:
     t0 = time.monotonic()
     import warnings
     from sqlalchemy.exc import SAWarning
     warnings.filterwarnings("ignore", category=SAWarning)
     _cache_alembic_version()
-    work = Path(spec["work"])
+    work = Path(job.work)
     course = work / "course"
     if course.exists():
         shutil.rmtree(course)
-    student, assignment = spec["student"], spec["assignment"]
+    student, assignment = job.student, job.assignment
     submitted = course / "submitted" / student / assignment
     submitted.mkdir(parents=True)
-    shutil.copy(spec["template_db"], course / "gradebook.db")
+    shutil.copy(job.template_db, course / "gradebook.db")
     source = course / "source" / assignment
     source.mkdir(parents=True)
-    for item in Path(spec["source_dir"]).iterdir():
+    for item in Path(job.source_dir).iterdir():
         if item.is_file() and item.suffix != ".ipynb":
             shutil.copy(item, source / item.name)
-    for nb_name, path in spec["notebooks"].items():
+    for nb_name, path in job.notebooks.items():
         shutil.copy(path, submitted / f"{nb_name}.ipynb")
-    if spec.get("timestamp"):
-        (submitted / "timestamp.txt").write_text(spec["timestamp"])
+    if job.timestamp:
+        (submitted / "timestamp.txt").write_text(job.timestamp)
     for old in list(work.glob("kernel-*.log")) + list(work.glob("execution-*.json")):
         old.unlink()
 
+    checker = start_checker(job, fork=True)
     problems: list[str] = []
     runs = 0
-    deadline = t0 + spec["limits"]["notebook_timeout"] * (2 + spec.get("max_reruns", 3))
+    deadline = t0 + job.limits["notebook_timeout"] * (2 + job.max_reruns)
     result_status = "ok"
     offsets: dict[str, int] = {}
-    while True:
-        runs += 1
-        for nb_name in spec["notebooks"]:
-            log = work / f"kernel-{nb_name}.log"
-            offsets[nb_name] = log.stat().st_size if log.exists() else 0
-            (work / f"execution-{nb_name}.json").unlink(missing_ok=True)
-        sb.make_scratch(Path(spec["scratch"]), spec.get("uid"))
-        cfg = _config(spec, course)
-        api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
-        outcome = api.autograde(assignment, student, force=True, create=True)
-        if not outcome.get("success"):
-            result_status = "error"
-            tail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()[-3:]
-            problems.append("nbgrader could not grade it: " + " / ".join(tail))
-            break
-        found = None
-        final_notes: list[str] = []
-        for nb_name in spec["notebooks"]:
-            record_path = work / f"execution-{nb_name}.json"
-            record = json.loads(record_path.read_text()) if record_path.exists() else {"cells": [], "stopped": None}
-            log = work / f"kernel-{nb_name}.log"
-            events = _guard_events(log, spec["nonce"], offsets[nb_name])
-            culprit = find_culprit(record, events)
-            if culprit is not None:
-                found = (nb_name, *culprit)
+    try:
+        while True:
+            runs += 1
+            if not checker.alive():
+                checker.stop()
+                checker = start_checker(job, fork=False)
+                problems.append("note: the grader's checker was restarted")
+            for nb_name in job.notebooks:
+                log = work / f"kernel-{nb_name}.log"
+                offsets[nb_name] = log.stat().st_size if log.exists() else 0
+                (work / f"execution-{nb_name}.json").unlink(missing_ok=True)
+            sb.make_scratch(Path(job.scratch), job.uid)
+            info = {**checker.info(), "interface": job.interface,
+                    "given": [h for h, kind in job.trusted.items() if kind == "given"]}
+            cfg = _config(job, course, info)
+            api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
+            outcome = api.autograde(assignment, student, force=True, create=True)
+            if not outcome.get("success"):
+                result_status = "error"
+                tail = (outcome.get("error") or outcome.get("log") or "").strip().splitlines()[-3:]
+                problems.append("nbgrader could not grade it: " + " / ".join(tail))
                 break
-            prefix = f"{nb_name}.ipynb: " if len(spec["notebooks"]) > 1 else ""
-            stopped = record.get("stopped")
-            if stopped:
-                final_notes.append(f"{prefix}stopped: {stopped['reason']}; the cells after it were not run and score zero")
-                ran = [c for c in record["cells"] if c["ran"]]
-                if len(ran) <= 1:
-                    final_notes.append(f"{prefix}kernel log: " + _log_tail(log, offsets[nb_name]).replace("\n", " / ")[-400:])
-            for note in sorted({n for e in events for n in e.get("notes", [])}):
-                final_notes.append(f"note: {prefix}a cell {note} (a check function); it was restored before the tests")
-            if record.get("output_truncated"):
-                final_notes.append(f"{prefix}output truncated at {spec['limits']['output'] // 1024} KiB")
-        if found is None:
-            problems.extend(final_notes)
-            break
-        nb_name, index, reason = found
-        label = neutralise(submitted / f"{nb_name}.ipynb", index, spec["stubs"].get(nb_name, {}), reason)
-        problems.append(f"{label}: {reason}; graded as unanswered")
-        if runs > spec.get("max_reruns", 3) or time.monotonic() > deadline:
-            problems.append("too many problems: gave up re-running; the last run's grades stand")
-            break
+            found = None
+            final_notes: list[str] = []
+            for nb_name in job.notebooks:
+                record_path = work / f"execution-{nb_name}.json"
+                record = json.loads(record_path.read_text()) if record_path.exists() else {"cells": [], "stopped": None}
+                log = work / f"kernel-{nb_name}.log"
+                culprit = find_culprit(record)
+                if culprit is not None:
+                    found = (nb_name, *culprit)
+                    break
+                prefix = f"{nb_name}.ipynb: " if len(job.notebooks) > 1 else ""
+                stopped = record.get("stopped")
+                if stopped:
+                    final_notes.append(f"{prefix}stopped: {stopped['reason']}; the cells after it were not run and score zero")
+                    ran = [c for c in record["cells"] if c["ran"]]
+                    if len(ran) <= 1:
+                        final_notes.append(f"{prefix}kernel log: " + _log_tail(log, offsets[nb_name]).replace("\n", " / ")[-400:])
+                if record.get("output_truncated"):
+                    final_notes.append(f"{prefix}output truncated at {job.limits['output'] // 1024} KiB")
+            if found is None:
+                problems.extend(final_notes)
+                break
+            nb_name, index, reason = found
+            label = neutralise(submitted / f"{nb_name}.ipynb", index, job.stubs.get(nb_name, {}), reason)
+            problems.append(f"{label}: {reason}; graded as unanswered")
+            if runs > job.max_reruns or time.monotonic() > deadline:
+                problems.append("too many problems: gave up re-running; the last run's grades stand")
+                break
+    finally:
+        checker.stop()
 
     scores: dict = {}
     timestamp = None
@@ -301,112 +307,71 @@ def grade(spec: dict) -> dict:
             result_status = "error"
             problems.append(f"no grades recorded: {exc}")
     autograded = {}
-    for nb_name in spec["notebooks"]:
+    off_limits: list[str] = []
+    for nb_name in job.notebooks:
         path = course / "autograded" / student / assignment / f"{nb_name}.ipynb"
         if path.exists():
             autograded[nb_name] = str(path)
-            problems.extend(_interrupted_cells(path, spec["limits"]["cell_timeout"]))
+            problems.extend(_interrupted_cells(path, job.limits["cell_timeout"]))
+            off_limits += _off_limits_used(path)
+    for name in off_limits:
+        problems.append(f"its code tried to use {name}, the course's reference answer, which is off limits while grading")
     if result_status == "ok" and any(p for p in problems if not p.startswith(("note:", "output truncated"))):
         result_status = "problem"
-    return {"student": student, "status": result_status, "problems": problems, "scores": scores,
-            "timestamp": timestamp, "autograded": autograded, "runs": runs,
-            "seconds": round(time.monotonic() - t0, 1)}
+    return Result(student=student, status=result_status, problems=problems, scores=scores, timestamp=timestamp,
+                  autograded=autograded, runs=runs, seconds=round(time.monotonic() - t0, 1), key=job.key,
+                  off_limits=off_limits)
 
 
-def main(argv=None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    spec = json.loads(Path(argv[0]).read_text())
-    out = Path(spec["work"]) / "result.json"
+def main(job_path: str) -> int:
+    """Grade the job in ``job_path`` and write ``result.json`` beside it (atomically)."""
+    job = Job.from_json(Path(job_path).read_text())
+    out = Path(job.work) / "result.json"
     try:
-        result = grade(spec)
+        result = grade(job)
     except Exception:  # noqa: BLE001 - the batch must go on; the reason goes in the row
-        result = {"student": spec["student"], "status": "error", "scores": {}, "autograded": {},
-                  "problems": ["the grader failed on this submission: " + traceback.format_exc(limit=3).strip().splitlines()[-1]],
-                  "runs": 0, "seconds": 0}
+        result = Result(student=job.student, status="error", scores={}, autograded={}, key=job.key,
+                        problems=["the grader failed on this submission: "
+                                  + traceback.format_exc(limit=3).strip().splitlines()[-1]])
     tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=1))
+    tmp.write_text(result.to_json())
     os.replace(tmp, out)
     return 0
 
 
-# --------------------------------------------------------------------------------------------
-# the fork server: ``python -m dlcourse.grading.worker --serve``
-# --------------------------------------------------------------------------------------------
-def serve() -> int:
-    """Fork a worker for every request: one JSON line on stdin, ``{"id", "spec", "log", "cwd",
-    "env"}``. Answers on stdout, one JSON line each: ``{"id", "pid"}`` when the worker has
-    started, ``{"pid", "code"}`` when it has ended. Ends when stdin closes and its workers have.
-
-    This process has imported nbgrader and the grading modules once; each worker is a fresh
-    fork of it (no student code ever runs here or in a worker: only in the sandboxed kernel), so
-    a submission does not pay for starting Python and importing nbgrader again."""
-    import select
-
-    sb.clean_sys_path()          # computed once (a subprocess), inherited by every worker
-    _cache_alembic_version()
-    stdin = sys.stdin.buffer.fileno()
-    out = os.fdopen(os.dup(1), "w", buffering=1)
-    children: set[int] = set()
-    buffer, reading = b"", True
-    while reading or children:
-        if reading and select.select([stdin], [], [], 0.1)[0]:
-            chunk = os.read(stdin, 65536)
-            reading = bool(chunk)
-            buffer += chunk
-            while b"\n" in buffer:
-                line, buffer = buffer.split(b"\n", 1)
-                request = json.loads(line)
-                pid = os.fork()
-                if pid == 0:
-                    _run_forked(request, [stdin, out.fileno()])
-                children.add(pid)
-                out.write(json.dumps({"id": request["id"], "pid": pid}) + "\n")
-        elif not reading:
-            time.sleep(0.1)
-        while children:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                children.clear()
-                break
-            if pid == 0:
-                break
-            children.discard(pid)
-            out.write(json.dumps({"pid": pid, "code": os.waitstatus_to_exitcode(status)}) + "\n")
-    return 0
-
-
-def _run_forked(request: dict, close: list[int]) -> None:
-    """The worker, in the forked child: its own session, its log, its environment; never returns."""
+def run_job(job_path: str, log_path: str, cwd: str, env: dict) -> None:
+    """The entry point of a worker process (started by the runner through multiprocessing's
+    forkserver): its own session (the runner kills the whole group at the end), its log, its
+    environment."""
     import signal
 
+    os.setsid()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)
+    sys.stderr = open(2, "w", buffering=1, closefd=False)
+    os.environ.clear()
+    os.environ.update(env)
+    os.chdir(cwd)
     code = 1
     try:
-        os.setsid()                      # the runner kills the whole group at the end
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
-        for fd in close:
-            os.close(fd)
-        fd = os.open(request["log"], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
-        os.environ.clear()
-        os.environ.update(request["env"])
-        os.chdir(request["cwd"])
-        code = main([request["spec"]])
-    except BaseException:  # noqa: BLE001 - whatever happens, the child must not return
-        traceback.print_exc()
+        code = main(job_path)
     finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def preload() -> None:
+    """What the forkserver imports once, before it forks any worker: this module (nbgrader), the
+    checker's modules (TensorFlow, via Keras) and the sandbox's clean sys.path."""
+    checker_module.preload()
+    sb.clean_sys_path()
+    _cache_alembic_version()
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] == ["--serve"]:
-        import signal
-        signal.signal(signal.SIGINT, signal.SIG_IGN)   # the runner ends it (closes its stdin)
-        sys.exit(serve())
-    sys.exit(main())
+    sys.exit(main(sys.argv[1]))
