@@ -36,7 +36,7 @@ import nbformat
 
 from . import feedback as fb
 from . import gradebook as gbm
-from . import caps, intake, report, sandbox
+from . import caps, intake, neutral, report, sandbox
 from ..release import nbgrader_env
 from .kernel import code_hash, setup_imports
 from .worker import _cache_alembic_version
@@ -572,7 +572,8 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
     for sid in students:
         st = state[sid]
         status = st["status"]
-        problems = [p for p in dict.fromkeys(st["problems"] + st.get("result", {}).get("problems", [])) if p]
+        problems = [neutral.printable(p) for p in dict.fromkeys(st["problems"] + st.get("result", {}).get("problems", []))
+                    if p]
         problems = problems[:MAX_PROBLEMS] + ([f"... and {len(problems) - MAX_PROBLEMS} more"]
                                              if len(problems) > MAX_PROBLEMS else [])
         if status == "ok" and any(not p.startswith(("note:", "output truncated")) for p in problems):

@@ -20,7 +20,7 @@ import nbformat
 from corpus import FAST, _nb, _write
 
 ESC = "\x1b]0;owned\x07\x1b[2J\x1b[31m"       # retitles the terminal, clears it, turns it red
-FORMULA = "=HYPERLINK(\"http://x\";\"click\")"
+FORMULA = "=HYPERLINK(\"x\";\"click\")"   # (no slash: it is a folder name)
 
 # Times (UTC) each way of collecting gives; the notebooks themselves claim FORGED.
 FORGED = "1999-12-31T23:59:59+00:00"
@@ -87,7 +87,7 @@ CASES = {
     "alice":          ("alice/ and alice.zip", "conflict", 0, ["alice/", "alice.zip"]),
     "dave":           ("dave!/ and dave?/ (both map to dave)", "conflict", 0, ["dave!/", "dave?/"]),
     # names for the terminal and the spreadsheet
-    "HYPERLINK_http_x_click": ("a folder named like a formula, holding a named pipe named with escapes",
+    "HYPERLINK_x_click": ("a folder named like a formula, holding a named pipe named with escapes",
                                "broken", 0, ["named pipe"]),
 }
 HONEST = [s for s, case in CASES.items() if case[1] == "ok"]
@@ -127,7 +127,9 @@ def build(folder: Path) -> None:
     nb.cells.insert(2, nbformat.v4.new_code_cell(OUTPUT_CELL))
     nb.cells.append(nbformat.v4.new_markdown_cell("<style>body { display: none }</style>\n<script>window.pwned='added'</script>"))
     nb.cells.append(nbformat.v4.new_code_cell(LEAK_CELL))
-    _write(folder, "hostile_output", nb)
+    (folder / "hostile_output" / "cnn").mkdir(parents=True)
+    # json's default escapes the lone surrogate (as \ud800), which UTF-8 cannot carry
+    (folder / "hostile_output" / "cnn" / "cnn.ipynb").write_text(json.dumps(nb))
 
     def raw(student: str, data: bytes, name: str = "cnn.ipynb") -> Path:
         d = folder / student / "cnn"
@@ -157,9 +159,11 @@ def build(folder: Path) -> None:
                 cell["metadata"] = ["not", "a", "dict"]
     raw("types_meta", json.dumps(data).encode())
 
-    locked = zipfile.ZipInfo("cnn.ipynb")
-    locked.flag_bits |= 0x1
-    _zip(folder / "zip_encrypted.zip", [(locked, text)])
+    _zip(folder / "zip_encrypted.zip", [("cnn.ipynb", text)])
+    data = bytearray((folder / "zip_encrypted.zip").read_bytes())   # zipfile cannot encrypt: set the flag
+    data[6] |= 1
+    data[data.index(b"PK\x01\x02") + 8] |= 1
+    (folder / "zip_encrypted.zip").write_bytes(bytes(data))
     _zip(folder / "zip_bomb.zip", [("cnn.ipynb", b"\0" * (60 * 2**20))])
     _zip(folder / "zip_many.zip", [(f"x{i}.ipynb", b"{}") for i in range(3000)])
     _zip(folder / "zip_abs.zip", [("/tmp/cnn.ipynb", text)])
