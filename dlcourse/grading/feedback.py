@@ -5,7 +5,14 @@ default, the hidden part of a test cell's source is replaced by a line saying it
 error's traceback (which quotes the failing line of the test) is reduced to the error's message,
 and any output that quotes a line of the hidden tests is withheld. The failed check's message
 ("convolve2d on a random (7, 9) image ...: expected ..., got ...; Hint: ...") stays: it is what
-the student needs. ``show_hidden=True`` keeps nbgrader's behaviour.
+the student needs. ``show_hidden=True`` keeps nbgrader's behaviour. A hidden line is recognised in
+an output however it is spaced or HTML-escaped, and a page that still shows one is withheld
+(``leaked_lines``).
+
+Everything the student wrote reaches the page inert (``InertOutputs``, ``safe_markdown2html``):
+HTML and Markdown outputs and the Markdown cells are cleaned by bleach
+(:func:`~dlcourse.grading.neutral.clean_html`), and outputs that are script (JavaScript, widgets,
+SVG inline) are removed, so opening a feedback page runs nothing a student wrote.
 """
 from __future__ import annotations
 
@@ -13,11 +20,26 @@ import html
 import re
 from pathlib import Path
 
+from . import neutral
+
 from nbgrader.preprocessors import NbGraderPreprocessor
 from traitlets import Bool, List, Unicode
 
 _HIDDEN = re.compile(r"^[ \t]*### BEGIN HIDDEN TESTS.*?^[ \t]*### END HIDDEN TESTS[^\n]*\n?", re.S | re.M)
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_TAG = re.compile(r"<[^>]*>")
+_SPACE = re.compile(r"\s+")
+
+
+def _plain(text: str) -> str:
+    """Text as it would read on a page: no ANSI colours, no tags, entities decoded, no spaces."""
+    return _SPACE.sub("", html.unescape(_TAG.sub("", _ANSI.sub("", text))))
+
+
+def leaked_lines(text: str, secret_lines: list[str]) -> list[str]:
+    """The hidden-test lines that ``text`` (an output, a page) shows, however spaced or escaped."""
+    blob = _plain(text)
+    return [line for line in secret_lines if _plain(line) and _plain(line) in blob]
 
 
 def hidden_lines(source: str) -> list[str]:
@@ -75,8 +97,44 @@ class HideHiddenTests(NbGraderPreprocessor):
         if out.get("output_type") == "error":
             texts.append(str(out.get("evalue", "")))
             texts.extend(_ANSI.sub("", str(t)) for t in out.get("traceback", []))
-        blob = "\n".join(texts)
-        return any(line in blob for line in self._secrets)
+        return bool(leaked_lines("\n".join(texts), self._secrets))
+
+
+# Output types shown as they are: plain text, images as data, LaTeX (typeset, never run).
+SAFE_OUTPUT_TYPES = {"text/plain", "text/latex", "image/png", "image/jpeg", "image/gif", "application/json"}
+CLEANED_OUTPUT_TYPES = {"text/html", "text/markdown"}
+
+
+class InertOutputs(NbGraderPreprocessor):
+    """Make every output harmless to render: HTML and Markdown cleaned by bleach, everything else
+    that is not plain data (JavaScript, widgets, SVG, PDF, unknown types) removed; an output left
+    with nothing to show says what was removed."""
+
+    enabled = Bool(True).tag(config=True)
+
+    def preprocess_cell(self, cell, resources, index):
+        for out in cell.get("outputs", []):
+            data = out.get("data")
+            if out.get("output_type") not in ("display_data", "execute_result") or not isinstance(data, dict):
+                continue
+            removed = sorted(k for k in data if k not in SAFE_OUTPUT_TYPES | CLEANED_OUTPUT_TYPES)
+            for key in removed:
+                del data[key]
+            for key in CLEANED_OUTPUT_TYPES & set(data):
+                value = data[key]
+                data[key] = neutral.clean_html("".join(value) if isinstance(value, list) else value)
+            if removed and not data:
+                data["text/plain"] = f"[output not shown in feedback: {', '.join(neutral.printable(k, 60) for k in removed)}]"
+            out["metadata"] = {}     # no "isolated" iframes or other rendering hints
+        return cell, resources
+
+
+def safe_markdown2html(source: str) -> str:
+    """nbconvert's Markdown rendering, then bleach: raw HTML in a written answer is shown as
+    text, ``javascript:`` links lose their target (the feedback template renders Markdown cells
+    with this filter instead of nbconvert's)."""
+    from nbconvert.filters.markdown_mistune import markdown2html_mistune
+    return neutral.clean_html(markdown2html_mistune(source))
 
 
 def generate(course: Path, db_url: str, course_id: str, assignment: str, student: str, out: Path,
@@ -100,8 +158,11 @@ def generate(course: Path, db_url: str, course_id: str, assignment: str, student
     if not show_hidden:
         pre.append("dlcourse.grading.feedback.HideHiddenTests")
         cfg.HideHiddenTests.secret_lines = secret_lines
+    pre.append("dlcourse.grading.feedback.InertOutputs")
     pre.append("nbconvert.preprocessors.CSSHTMLHeaderPreprocessor")
     cfg.GenerateFeedback.preprocessors = pre
+    cfg.HTMLExporter.sanitize_html = True       # nbconvert's own bleach pass, on top of InertOutputs
+    cfg.HTMLExporter.filters = {"markdown2html": "dlcourse.grading.feedback.safe_markdown2html"}
     api = NbGraderAPI(coursedir=CourseDirectory(config=cfg), config=cfg)
     return api.generate_feedback(assignment, student, force=True)
 

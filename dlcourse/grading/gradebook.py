@@ -8,7 +8,7 @@ re-running is idempotent and regrading never loses the instructor's work.
 """
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 
 from nbgrader.api import Gradebook, MissingEntry
 
@@ -39,16 +39,9 @@ def merge(gb: Gradebook, assignment: str, student: str, result: dict | None) -> 
     graded at all (unreadable notebook): every grade is an automatic zero, as nbgrader does for
     a missing notebook."""
     gb.update_or_create_student(student)
-    timestamp = None
-    if result and result.get("timestamp"):
-        try:
-            timestamp = datetime.fromisoformat(result["timestamp"])
-        except ValueError:
-            timestamp = None
-    if timestamp is not None:
-        sub = gb.update_or_create_submission(assignment, student, timestamp=timestamp)
-    else:
-        sub = gb.update_or_create_submission(assignment, student)
+    # The submission time is not taken from the result (nor from anything a grading process
+    # says): ``set_timestamps`` records where the submission was collected.
+    sub = gb.update_or_create_submission(assignment, student)
     scores = (result or {}).get("scores", {})
     for nb in sub.notebooks:
         got = scores.get(nb.name)
@@ -64,6 +57,24 @@ def merge(gb: Gradebook, assignment: str, student: str, result: dict | None) -> 
         for comment in nb.comments:
             text = (got or {}).get("comments", {}).get(comment.name)
             comment.auto_comment = text
+    gb.db.commit()
+
+
+def set_timestamps(gb: Gradebook, assignment: str, times: dict[str, str | None]) -> None:
+    """Record each student's submission time as collected (nbgrader's ``timestamp.txt``, the
+    file's modification time or the instructor's ``timestamps.csv``; see intake), as a naive UTC
+    time like nbgrader's. Students without a submission in the gradebook are left out."""
+    for sid, text in times.items():
+        try:
+            sub = gb.find_submission(assignment, sid)
+        except MissingEntry:
+            continue
+        when = None
+        if text:
+            when = datetime.fromisoformat(text)
+            if when.tzinfo is not None:
+                when = when.astimezone(timezone.utc).replace(tzinfo=None)
+        sub.timestamp = when
     gb.db.commit()
 
 

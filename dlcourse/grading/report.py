@@ -1,10 +1,15 @@
-"""grades.csv, the terminal summary and the score-distribution figure."""
+"""grades.csv, the terminal summary and the score-distribution figure.
+
+Student ids and messages come from names students chose: every cell of grades.csv goes through
+:func:`~dlcourse.grading.neutral.csv_cell` (no formulas, no control characters) and every line of
+the summary through :func:`~dlcourse.grading.neutral.printable` (no terminal escapes)."""
 from __future__ import annotations
 
 import csv
 import textwrap
 from pathlib import Path
 
+from . import neutral
 from .gradebook import EXPORT_COLUMNS
 
 
@@ -14,8 +19,9 @@ def write_csv(path: Path, rows: list[dict], cells: list[tuple[str, str, float, b
         w = csv.writer(f)
         w.writerow(EXPORT_COLUMNS + ["status", "problems"] + cell_cols)
         for row in rows:
-            w.writerow([row["export"][k] for k in EXPORT_COLUMNS] + [row["status"], " | ".join(row["problems"])]
-                       + [_fmt(row["cells"].get(gid)) for gid in cell_cols])
+            w.writerow([neutral.csv_cell(v) for v in
+                        [row["export"][k] for k in EXPORT_COLUMNS] + [row["status"], " | ".join(row["problems"])]
+                        + [_fmt(row["cells"].get(gid)) for gid in cell_cols]])
 
 
 def _fmt(cell) -> str:
@@ -72,7 +78,7 @@ def summary(rows: list[dict], cells: list[tuple[str, str, float, bool]], assignm
             lines.append(f"  {r['export']['student_id']} ({r['status']})")
             for problem in r["problems"] or [r["status"]]:
                 lines += textwrap.wrap(problem, 100, initial_indent="    - ", subsequent_indent="      ")
-    return "\n".join(lines)
+    return "\n".join(neutral.printable(line, limit=None) for line in lines)
 
 
 def figure(path: Path, rows: list[dict], cells: list[tuple[str, str, float, bool]], assignment: str) -> None:

@@ -35,7 +35,7 @@ import nbformat
 
 from . import feedback as fb
 from . import gradebook as gbm
-from . import intake, report, sandbox
+from . import caps, intake, neutral, report, sandbox
 from ..release import nbgrader_env
 from .checker import bound_names
 from .kernel import code_hash, setup_imports
@@ -252,21 +252,30 @@ def grade(opts: Options) -> Outcome:
             state[sid] = {"status": "missing", "problems": ["no submission"]}
             continue
         problems = list(sub.problems)
+        if sub.conflict:    # two submissions claim this id: the instructor decides, nothing is graded
+            state[sid] = {"status": "conflict", "problems": problems}
+            continue
         prepared: dict[str, bytes] = {}
         for name in names:
             raw = sub.files.get(name)
             if raw is None:
                 problems.append(f"{name}.ipynb is missing from the submission")
                 continue
-            nb, why = intake.rebuild(raw, tmpl["release"][name])
+            try:
+                nb, why = intake.rebuild(raw, tmpl["release"][name])
+                data = nbformat.writes(nb).encode() if nb is not None else None
+            except Exception as exc:  # noqa: BLE001 -- one file must never stop the class
+                nb, data, why = None, None, [f"the notebook could not be read ({type(exc).__name__})"]
             problems += [f"{name}.ipynb: {w}" if len(names) > 1 else w for w in why]
-            if nb is not None:
-                prepared[name] = nbformat.writes(nb).encode()
+            if data is not None:
+                prepared[name] = data
+        state_time = {"timestamp": sub.timestamp}     # where it was collected, set in _finish
         if not prepared:
-            state[sid] = {"status": "broken", "problems": problems}
+            state[sid] = {"status": "broken", "problems": problems, **state_time}
             continue
+        # (the submission time is not part of the key: identical notebooks are graded once)
         key = intake.digest(*(prepared[n] for n in sorted(prepared)), tmpl["key"], json.dumps(limits.to_dict()),
-                            str(opts.use_sandbox), GRADER_VERSION, sub.timestamp or "")
+                            str(opts.use_sandbox), GRADER_VERSION)
         folder = work / sid
         result_path = folder / "result.json"
         if not opts.force and result_path.exists():
@@ -276,9 +285,9 @@ def grade(opts: Options) -> Outcome:
                 cached = {}
             if cached.get("key") == key and all(Path(p).exists() for p in cached.get("autograded", {}).values()):
                 state[sid] = {"status": cached["status"], "problems": problems + cached["problems"],
-                              "result": cached, "reused": True}
+                              "result": cached, "reused": True, **state_time}
                 continue
-        state[sid] = {"status": "pending", "problems": problems}
+        state[sid] = {"status": "pending", "problems": problems, **state_time}
         if key in first_with_key:
             copies[first_with_key[key]].append(sid)
             continue
@@ -292,7 +301,7 @@ def grade(opts: Options) -> Outcome:
             p.write_bytes(data)
             paths[name] = str(p)
         pending.append((sid, {"student": sid, "assignment": opts.assignment, "notebooks": paths,
-                              "timestamp": sub.timestamp, "key": key}))
+                              "timestamp": None, "key": key}))
 
     progress = Progress(len(students), opts.quiet)
     for sid in students:
@@ -325,7 +334,9 @@ def _merge_result(gb, opts: Options, sid: str, result: dict) -> None:
     for name, path in result.get("autograded", {}).items():
         dest.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != (dest / f"{name}.ipynb").resolve():
-            shutil.copy(path, dest / f"{name}.ipynb")
+            note = caps.copy_notebook(Path(path), dest / f"{name}.ipynb")   # bounded where it is written
+            if note and note not in result["problems"]:
+                result["problems"].append(note)
 
 
 def _copy_result(opts: Options, result: dict, sid: str, key: str) -> dict:
@@ -509,15 +520,44 @@ def _killpg(proc) -> None:
             pass
 
 
+MAX_PROBLEMS = 20      # messages kept per row (each is cut to neutral.MAX_MESSAGE characters)
+
+
+def _bound_feedback(folder: Path, assignment: str, row: dict, secret_lines: list[str]) -> list[str]:
+    """Check the written feedback pages: a page that shows a line of the hidden tests, or is over
+    caps.MAX_PAGE_BYTES, is replaced by a page with the scores. Returns messages for the row."""
+    problems = []
+    scores = [(gid, "to grade by hand" if manual else f"{score:g} of {points:g}")
+              for gid, (score, points, manual) in row["cells"].items()]
+    title = f"{assignment}: feedback for {row['export']['student_id']}"
+    for page in sorted(folder.glob("*.html")):
+        if page.stat().st_size <= caps.MAX_PAGE_BYTES and \
+                fb.leaked_lines(page.read_text(errors="replace"), secret_lines):
+            caps.bound_page(page, title, "Your feedback page was withheld: it would have shown the hidden tests.",
+                            scores, cap=-1)
+            problems.append(f"{page.name}: feedback withheld (it showed lines of the hidden tests)")
+        elif caps.bound_page(page, title, f"Your feedback page was more than {caps.MAX_PAGE_BYTES // 2**20} MiB; "
+                                          "here are your scores.", scores):
+            problems.append(f"{page.name}: feedback page over {caps.MAX_PAGE_BYTES // 2**20} MiB, replaced by the scores")
+    return problems
+
+
 def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
     out = opts.out
     with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
+        # the submission time as collected, never one a grading process reported
+        gbm.set_timestamps(gb, opts.assignment, {sid: state[sid].get("timestamp") for sid in students})
         exported = gbm.export_rows(gb, opts.assignment, students)
+    visible = {line.strip() for nb in tmpl["release"].values() for c in nb.cells for line in c.source.splitlines()}
+    secret_lines = [line for line in tmpl["secret_lines"] if line not in visible]
     rows = []
     for sid in students:
         st = state[sid]
         status = st["status"]
-        problems = [p for p in st["problems"] if p]
+        problems = [neutral.printable(p) for p in dict.fromkeys(st["problems"] + st.get("result", {}).get("problems", []))
+                    if p]
+        problems = problems[:MAX_PROBLEMS] + ([f"... and {len(problems) - MAX_PROBLEMS} more"]
+                                             if len(problems) > MAX_PROBLEMS else [])
         if status == "ok" and any(not p.startswith(("note:", "output truncated")) for p in problems):
             status = "problem"
         rows.append({**exported[sid], "status": status, "problems": problems})
@@ -528,16 +568,22 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
             folder = fb_root / sid / opts.assignment
             if folder.exists():
                 shutil.rmtree(folder)
+            if row["status"] == "conflict":     # the other submission's name is not this student's to see
+                fb.write_problem_page(fb_root, sid, opts.assignment, [
+                    "more than one submission carries your student id; your instructor decides which is yours"])
+                continue
             if row["status"] in ("missing", "broken", "error") and not state[sid].get("result", {}).get("autograded"):
                 fb.write_problem_page(fb_root, sid, opts.assignment, row["problems"])
                 continue
             res = fb.generate(opts.course, db_url, settings["course_id"], opts.assignment, sid, fb_root,
                               show_hidden=opts.show_hidden, config_file=settings["config"],
-                              secret_lines=tmpl["secret_lines"])
+                              secret_lines=secret_lines)
             if not res.get("success"):
                 row["problems"].append("feedback could not be generated: "
                                        + (res.get("error") or "").strip().splitlines()[-1:][0][:200]
                                        if res.get("error") else "feedback could not be generated")
+            elif not opts.show_hidden:
+                row["problems"] += _bound_feedback(folder, opts.assignment, row, secret_lines)
     report.write_csv(out / "grades.csv", rows, tmpl["cells"])
     report.figure(out / "scores.png", rows, tmpl["cells"], opts.assignment)
     text = report.summary(rows, tmpl["cells"], opts.assignment)
