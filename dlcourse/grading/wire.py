@@ -105,7 +105,7 @@ def encode(value, buffers: list, *, _depth: int = 0, _count: list | None = None)
 def _encode_array(arr: np.ndarray, buffers: list, tag: str) -> dict:
     if arr.dtype.kind not in _ARRAY_KINDS or arr.dtype.fields is not None or arr.dtype.subdtype is not None:
         raise NotPlainData(f"an array of dtype {arr.dtype} (only numbers and booleans cross)")
-    data = np.ascontiguousarray(arr)
+    data = arr if arr.flags.c_contiguous else arr.copy(order="C")   # (ascontiguousarray makes 0-d 1-d)
     buffers.append(data.tobytes())
     return {"t": tag, "dtype": data.dtype.str, "shape": list(data.shape), "b": len(buffers) - 1}
 
