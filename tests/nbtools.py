@@ -137,6 +137,36 @@ class Exercise:
             os.chdir(cwd)
         return result
 
+    def run_part(self, part: str, answer: str, **more: str) -> Outcome:
+        """Run the notebook up to and including ``part``'s tests with ``part``'s answer replaced
+        (and any other answers given as ``more``: ``part1_answer="..."``); the tests' outcome."""
+        result = self.run({f"{part}_answer": answer, **more}, stop_after=f"{part}_tests")
+        return result[f"{part}_tests"]
+
+    def solution_answers(self, suffix: str = "") -> dict[str, str]:
+        """Every answer cell of the solution, with ``suffix`` appended (e.g. a student's
+        ``from numpy import *`` at the end of each cell)."""
+        return {gid: self.source(gid) + "\n" + suffix for gid in self.answer_ids()}
+
+
+def assert_rejected(outcome: Outcome, *words: str) -> None:
+    """A wrong answer failed its test with a helpful message: it says what was expected and what
+    was got (or which call raised what), gives a hint, and contains each of ``words``."""
+    assert not outcome.passed, "a wrong answer passed the tests"
+    assert "Hint:" in outcome.error, outcome.error
+    assert ("expected" in outcome.error and "got" in outcome.error) or "raised" in outcome.error, outcome.error
+    for word in words:
+        assert word in outcome.error, outcome.error
+
+
+# What a student may write in an answer cell that must not change any test's verdict:
+# `from numpy import *` rebinds sum, any, all, max, min, abs, round, pow, bool and divmod, and
+# scratch variables with the names the tasks use for their examples.
+REBINDING_SUFFIX = """
+from numpy import *
+x = W = U = b = c = v = h = z = X = image = kernel = fmap = batch = np.ones((2, 2))
+"""
+
 
 def _execute(code: str, namespace: dict, gid: str) -> Outcome:
     # IPython magics are not used in the exercises; plain exec is what the kernel would do.

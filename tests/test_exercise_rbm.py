@@ -2,25 +2,10 @@
 other correct answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import REBINDING_SUFFIX, Exercise, assert_rejected
 
 ex = Exercise("rbm")
-
-
-def run_part(part: str, answer: str, **more):
-    """Run the notebook up to and including ``part``'s tests, with ``part``'s answer replaced
-    (and any other answers given as ``more``: {"part1_answer": ...})."""
-    result = ex.run({f"{part}_answer": answer, **more}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
-
-
-def assert_rejected(outcome, *words):
-    assert not outcome.passed, "a wrong answer passed the tests"
-    assert "Hint:" in outcome.error, outcome.error
-    # a check says what it expected and what it got; a crash says which call raised what
-    assert ("expected" in outcome.error and "got" in outcome.error) or "raised" in outcome.error, outcome.error
-    for word in words:
-        assert word in outcome.error, outcome.error
+run_part = ex.run_part
 
 
 # --- Part 1: the conditionals ---------------------------------------------------------------

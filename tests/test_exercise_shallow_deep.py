@@ -2,22 +2,10 @@
 points at the mistake, and accept other correct answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import REBINDING_SUFFIX, Exercise, assert_rejected
 
 ex = Exercise("shallow_deep")
-
-
-def run_part(part: str, answer: str):
-    """Run the notebook up to and including ``part``'s tests, with one answer replaced."""
-    result = ex.run({f"{part}_answer": answer}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
-
-
-def assert_rejected(outcome, *words):
-    assert not outcome.passed, "a wrong answer passed the tests"
-    assert "Hint:" in outcome.error, outcome.error
-    for word in words:
-        assert word in outcome.error, outcome.error
+run_part = ex.run_part
 
 
 def dense_answer(body: str) -> str:
