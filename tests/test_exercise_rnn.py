@@ -3,7 +3,7 @@ wrong concatenation order, wrong gate order, ...) with a helpful message, and ac
 answers, however they are written."""
 import pytest
 
-from nbtools import REBINDING_SUFFIX, Exercise, assert_rejected
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("rnn")
 run_part = ex.run_part
@@ -155,6 +155,8 @@ def lstm_step(x_t, h_prev, c_prev, W, b):
     h_t = sigmoid(blocks[3]) * np.tanh(c_t)
     return (h_t, c_t)
 """,
+    # a list of the two, as the task allows
+    ex.source("part3_answer").replace("return h_t, c_t", "return [h_t, c_t]"),
 ])
 def test_part3_accepts_other_correct_answers(answer):
     outcome = run_part("part3", answer)
@@ -190,7 +192,6 @@ def test_part4_requires_an_lstm():
 
 def test_part4_accepts_the_functional_api_and_a_loss_object():
     answer = """
-keras.utils.set_random_seed(0)
 inputs = keras.Input(shape=(LENGTH, 2))
 outputs = keras.layers.Dense(units=1)(keras.layers.LSTM(units=16)(inputs))
 adding_model = keras.Model(inputs, outputs)
@@ -209,3 +210,11 @@ def test_written_answer_is_graded_by_hand_and_blank_in_the_release():
     assert points["written_answer"] > 0
     released = ex.source("written_answer", "release")
     assert "gradient" not in released.lower()
+
+
+# --- the whole notebook ---------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...), scratch variables and a seed of the
+    student's own at the end of every answer cell change no test's verdict and no graded training
+    run: each training starts from the seed its locked part sets."""
+    assert_same_results(ex, ["val_mse"])
