@@ -2,7 +2,7 @@
 accept other correct answers, however they are written."""
 import pytest
 
-from nbtools import REBINDING_SUFFIX, Exercise, assert_rejected
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("autoencoders")
 run_part = ex.run_part
@@ -183,4 +183,12 @@ def test_part4_says_which_variable_is_missing():
     answer = TAUGHT_TRAINING.replace("autoencoder = keras.Sequential", "model = keras.Sequential") \
                             .replace("autoencoder.compile", "model.compile").replace("autoencoder.fit", "model.fit") \
                             .replace("autoencoder.predict", "model.predict")
-    assert_rejected(run_part("part4", answer), "a variable named autoencoder")
+    assert_rejected(run_part("part4", answer), "'autoencoder' is not defined")
+
+
+# --- the whole notebook ---------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...), scratch variables and a seed of the
+    student's own at the end of every answer cell change no test's verdict and no graded training
+    run: each training starts from the seed its locked part sets."""
+    assert_same_results(ex, ["ae_error", "denoised_error"])
