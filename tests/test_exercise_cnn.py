@@ -166,3 +166,9 @@ def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points(
     student's own at the end of every answer cell change no test's verdict and no graded training
     run: each training starts from the seed its locked part sets."""
     assert_same_results(ex, ["test_accuracy"])
+
+
+def test_part5_rejects_a_model_trained_on_the_test_set():
+    answer = ex.source("part5_answer").replace("digits_model.fit(X_train, Y_train,", "digits_model.fit(X_test, Y_test,")
+    assert answer != ex.source("part5_answer")
+    assert_rejected(run_part("part5", answer), "X_train")
