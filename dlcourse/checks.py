@@ -50,6 +50,8 @@ def check_equal(got, expected, what: str, *, hint: str | None = None) -> None:
     """Check ``got == expected`` for plain values (ints, tuples, strings)."""
     if isinstance(expected, tuple) and isinstance(got, list):
         got = tuple(got)
+    if isinstance(expected, bool) and isinstance(got, np.bool_):
+        got = bool(got)
     if isinstance(expected, (int, np.integer)) and isinstance(got, (int, np.integer)) and not isinstance(got, bool):
         got = int(got)
     if type(got) is not type(expected) and not (isinstance(expected, tuple) and isinstance(got, tuple)):
@@ -91,13 +93,19 @@ def _name_of(thing) -> str | None:
     return type(thing).__name__.lower()
 
 
+# Layers that change neither what a following activation means nor which layer it belongs to.
+_PASS_THROUGH = ("BatchNormalization", "LayerNormalization", "Dropout", "GaussianNoise", "GaussianDropout")
+
+
 def describe_layers(model) -> list[tuple]:
     """A Keras model's layers as comparable tuples, however the model was written.
 
     Each layer becomes ``(kind, details, activation)``, e.g. ``("Conv2D", (16, (2, 2), (1, 1)), "relu")``
     or ``("MaxPooling2D", ((2, 2), (2, 2)), None)``. Input layers are skipped, and a separate
-    ``ReLU``/``Activation``/``Softmax`` layer is folded into the layer before it, so
-    ``Conv2D(16, 2, activation="relu")`` and ``Conv2D(16, 2)`` followed by ``ReLU()`` compare equal.
+    ``ReLU``/``Activation``/``Softmax`` layer is folded into the layer before it, looking past
+    normalisation and dropout layers: ``Conv2D(16, 2, activation="relu")`` and ``Conv2D(16, 2)``
+    followed by ``ReLU()`` compare equal, and ``Dense(100)``, ``BatchNormalization()``, ``ReLU()``
+    describes as a ReLU ``Dense`` layer followed by the ``BatchNormalization`` row.
     """
     import keras
 
@@ -106,9 +114,11 @@ def describe_layers(model) -> list[tuple]:
         kind = type(layer).__name__
         if isinstance(layer, keras.layers.InputLayer):
             continue
-        if kind in ("ReLU", "Activation", "Softmax") and rows and rows[-1][2] in (None, "linear"):
-            rows[-1][2] = "relu" if kind == "ReLU" else "softmax" if kind == "Softmax" else _name_of(layer.activation)
-            continue
+        if kind in ("ReLU", "Activation", "Softmax"):
+            owner = next((row for row in reversed(rows) if row[0] not in _PASS_THROUGH), None)
+            if owner is not None and owner[2] in (None, "linear"):
+                owner[2] = "relu" if kind == "ReLU" else "softmax" if kind == "Softmax" else _name_of(layer.activation)
+                continue
         if hasattr(layer, "filters"):
             details = (layer.filters, tuple(layer.kernel_size), tuple(layer.strides))
         elif hasattr(layer, "pool_size"):

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
+import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -61,7 +62,10 @@ class Outcome:
 
 
 class Result(dict):
-    """``{grade_id: Outcome}`` for every executed cell, with helpers for test cells."""
+    """``{grade_id: Outcome}`` for every executed cell, with helpers for test cells; ``namespace``
+    holds the names the run bound."""
+
+    namespace: dict
 
     def passed(self, grade_id: str) -> bool:
         return self[grade_id].passed
@@ -82,6 +86,7 @@ class Exercise:
         self.release_path = ROOT / "exercises" / name / f"{name}.ipynb"
         self.solution = nbformat.read(self.solution_path, as_version=4)
         self.release = nbformat.read(self.release_path, as_version=4) if self.release_path.exists() else None
+        self._solved: Result | None = None
 
     # -- structure -------------------------------------------------------------------------
     def cells(self, which: str = "solution"):
@@ -118,6 +123,7 @@ class Exercise:
             raise ValueError("base must be 'solution' or 'blank'")
         namespace: dict = {"__name__": "__main__"}
         result = Result()
+        result.namespace = namespace
         cwd = os.getcwd()
         os.chdir(self.solution_path.parent)
         try:
@@ -136,6 +142,56 @@ class Exercise:
         finally:
             os.chdir(cwd)
         return result
+
+    def solved(self) -> Result:
+        """The run of the whole solution (made once per exercise and kept)."""
+        if self._solved is None:
+            self._solved = self.run()
+        return self._solved
+
+    def run_part(self, part: str, answer: str, **more: str) -> Outcome:
+        """Run the notebook up to and including ``part``'s tests with ``part``'s answer replaced
+        (and any other answers given as ``more``: ``part1_answer="..."``); the tests' outcome."""
+        result = self.run({f"{part}_answer": answer, **more}, stop_after=f"{part}_tests")
+        return result[f"{part}_tests"]
+
+    def solution_answers(self, suffix: str = "") -> dict[str, str]:
+        """Every answer cell of the solution, with ``suffix`` appended (e.g. a student's
+        ``from numpy import *`` at the end of each cell)."""
+        return {gid: self.source(gid) + "\n" + suffix for gid in self.answer_ids()}
+
+
+def assert_rejected(outcome: Outcome, *words: str) -> None:
+    """A wrong answer failed its test with a helpful message: it says what was expected and what
+    was got (or which call raised what), gives a hint, and contains each of ``words``."""
+    assert not outcome.passed, "a wrong answer passed the tests"
+    assert "Hint:" in outcome.error, outcome.error
+    assert ("expected" in outcome.error and "got" in outcome.error) or "raised" in outcome.error, outcome.error
+    for word in words:
+        assert word in outcome.error, outcome.error
+
+
+# What a student may write at the end of an answer cell that must not change any test's verdict,
+# nor any graded training run: `from numpy import *` rebinds sum, any, all, max, min, abs, round,
+# pow, bool and divmod; scratch variables take the names the tasks use for their examples; and a
+# seed of their own (or cells run twice) changes the random state that the next cell starts from.
+REBINDING_SUFFIX = """
+from numpy import *
+x = W = U = b = c = v = h = z = X = image = kernel = fmap = batch = np.ones((2, 2))
+keras.utils.set_random_seed(12345)
+"""
+
+
+def assert_same_results(exercise: Exercise, names: list[str], suffix: str = REBINDING_SUFFIX) -> Result:
+    """Every answer cell of the solution with ``suffix`` appended passes every test, and the values
+    of ``names`` (what the graded training runs produce) equal the plain solution's."""
+    result = exercise.run(exercise.solution_answers(suffix))
+    assert not result.failing(), {gid: result.message(gid) for gid in result.failing()}
+    solved = exercise.solved()
+    for name in names:
+        got, want = result.namespace[name], solved.namespace[name]
+        assert np.array_equal(np.asarray(got), np.asarray(want)), (name, got, want)
+    return result
 
 
 def _execute(code: str, namespace: dict, gid: str) -> Outcome:

@@ -2,21 +2,10 @@
 accept other correct answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("autoencoders")
-
-
-def run_part(part: str, answer: str, **more):
-    """Run the notebook up to and including ``part``'s tests, with answers replaced."""
-    result = ex.run({f"{part}_answer": answer, **more}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
-
-
-def assert_helpful_failure(outcome, words):
-    assert not outcome.passed, "a wrong answer passed"
-    assert "expected" in outcome.error and "got" in outcome.error and "Hint:" in outcome.error, outcome.error
-    assert words in outcome.error, outcome.error
+run_part = ex.run_part
 
 
 # --- Part 1: reconstruction error -----------------------------------------------------------
@@ -31,12 +20,12 @@ ERROR = "def reconstruction_error(X, X_hat):\n    return {}\n"
     ("float(np.mean(X - X_hat) ** 2)", "square the differences"),                      # squared mean difference
 ])
 def test_part1_rejects_plausible_wrong_errors(body, words):
-    assert_helpful_failure(run_part("part1", ERROR.format(body)), words)
+    assert_rejected(run_part("part1", ERROR.format(body)), words)
 
 
 def test_part1_hidden_tests_catch_an_answer_that_only_works_for_flat_batches():
     answer = ERROR.format("float(np.mean(np.sum((X - X_hat) ** 2, axis=-1)) / X.shape[1])")  # wrong for (n, 8, 8, 1)
-    assert_helpful_failure(run_part("part1", answer), "images")
+    assert_rejected(run_part("part1", answer), "images")
 
 
 @pytest.mark.parametrize("body", [
@@ -66,7 +55,7 @@ TAUGHT_MODELS = ex.source("part2_answer")
 ])
 def test_part2_rejects_plausible_wrong_models(wrong, words):
     assert wrong != TAUGHT_MODELS
-    assert_helpful_failure(run_part("part2", wrong), words)
+    assert_rejected(run_part("part2", wrong), words)
 
 
 def test_part2_accepts_functional_models_and_separate_activation_layers():
@@ -102,7 +91,7 @@ NOISE = "def add_masking_noise(X, fraction, rng):\n{}\n"
      "independently"),                                                                                         # whole images
 ])
 def test_part3_rejects_plausible_wrong_noise(body, words):
-    assert_helpful_failure(run_part("part3", NOISE.format(body)), words)
+    assert_rejected(run_part("part3", NOISE.format(body)), words)
 
 
 @pytest.mark.parametrize("body", [
@@ -124,19 +113,19 @@ TAUGHT_TRAINING = ex.source("part4_answer")
 def test_part4_rejects_a_code_size_that_ignores_the_task():
     wrong = TAUGHT_TRAINING.replace("build_encoder(64, CODE_SIZE)", "build_encoder(64, 16)") \
                            .replace("build_decoder(CODE_SIZE, 64)", "build_decoder(16, 64)")
-    assert_helpful_failure(run_part("part4", wrong), "CODE_SIZE")
+    assert_rejected(run_part("part4", wrong), "CODE_SIZE")
 
 
 def test_part4_rejects_an_error_measured_on_the_training_images():
     wrong = TAUGHT_TRAINING.replace("reconstruction_error(X_test, autoencoder.predict(X_test, verbose=0))",
                                     "reconstruction_error(X_train, autoencoder.predict(X_train, verbose=0))")
     assert wrong != TAUGHT_TRAINING
-    assert_helpful_failure(run_part("part4", wrong), "test images")
+    assert_rejected(run_part("part4", wrong), "test images")
 
 
 def test_part4_rejects_an_undertrained_autoencoder():
     wrong = TAUGHT_TRAINING.replace("epochs=50", "epochs=2")
-    assert_helpful_failure(run_part("part4", wrong), "90 %")
+    assert_rejected(run_part("part4", wrong), "90 %")
 
 
 def test_part4_accepts_a_functional_chain_and_another_training_recipe():
@@ -160,19 +149,19 @@ TAUGHT_DENOISER = ex.source("part5_answer")
 def test_part5_rejects_noisy_targets():
     wrong = TAUGHT_DENOISER.replace("denoiser.fit(noisy_inputs, clean_targets", "denoiser.fit(noisy_inputs, noisy_inputs")
     assert wrong != TAUGHT_DENOISER
-    assert_helpful_failure(run_part("part5", wrong), "CLEAN")
+    assert_rejected(run_part("part5", wrong), "CLEAN")
 
 
 def test_part5_rejects_a_plain_autoencoder_trained_on_clean_images_only():
     wrong = TAUGHT_DENOISER.replace("denoiser.fit(noisy_inputs, clean_targets", "denoiser.fit(clean_targets, clean_targets")
-    assert_helpful_failure(run_part("part5", wrong), "noisy")
+    assert_rejected(run_part("part5", wrong), "noisy")
 
 
 def test_part5_rejects_an_error_measured_against_the_noisy_images():
     wrong = TAUGHT_DENOISER.replace("reconstruction_error(X_test, denoiser.predict(X_test_noisy",
                                     "reconstruction_error(X_test_noisy, denoiser.predict(X_test_noisy")
     assert wrong != TAUGHT_DENOISER
-    assert_helpful_failure(run_part("part5", wrong), "measure against X_test")
+    assert_rejected(run_part("part5", wrong), "measure against X_test")
 
 
 def test_part5_accepts_a_denoiser_trained_on_one_noisy_copy_with_fresh_models():
@@ -194,4 +183,12 @@ def test_part4_says_which_variable_is_missing():
     answer = TAUGHT_TRAINING.replace("autoencoder = keras.Sequential", "model = keras.Sequential") \
                             .replace("autoencoder.compile", "model.compile").replace("autoencoder.fit", "model.fit") \
                             .replace("autoencoder.predict", "model.predict")
-    assert_helpful_failure(run_part("part4", answer), "a variable named autoencoder")
+    assert_rejected(run_part("part4", answer), "'autoencoder' is not defined")
+
+
+# --- the whole notebook ---------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...), scratch variables and a seed of the
+    student's own at the end of every answer cell change no test's verdict and no graded training
+    run: each training starts from the seed its locked part sets."""
+    assert_same_results(ex, ["ae_error", "denoised_error"])

@@ -2,15 +2,10 @@
 other correct answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("cnn")
-
-
-def run_part(part: str, answer: str):
-    """Run the notebook up to and including ``part``'s tests, with one answer replaced."""
-    result = ex.run({f"{part}_answer": answer}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
+run_part = ex.run_part
 
 
 # --- Part 1: convolution -------------------------------------------------------------------
@@ -139,6 +134,23 @@ def build_model(input_shape, num_classes):
     assert outcome.passed, outcome.error
 
 
+def test_part4_accepts_the_functional_api():
+    answer = """
+def build_model(input_shape, num_classes):
+    inputs = keras.Input(shape=input_shape)
+    x = inputs
+    for filters in (16, 32):
+        x = keras.layers.Conv2D(filters, 2, activation="relu")(x)
+        x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Dense(100, activation="relu")(keras.layers.Flatten()(x))
+    model = keras.Model(inputs, keras.layers.Dense(num_classes, activation="softmax")(x))
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    return model
+"""
+    outcome = run_part("part4", answer)
+    assert outcome.passed, outcome.error
+
+
 # --- Part 5: training (slow parts avoided: only the checks on the reported number) ----------
 def test_part5_rejects_training_accuracy_reported_as_test_accuracy():
     answer = ex.source("part5_answer").replace(
@@ -146,3 +158,17 @@ def test_part5_rejects_training_accuracy_reported_as_test_accuracy():
         "test_accuracy = float(history.history['accuracy'][-1])")
     outcome = ex.run({"part5_answer": answer}, stop_after="part5_tests")["part5_tests"]
     assert not outcome.passed and "test set" in outcome.error
+
+
+# --- the whole notebook ---------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...), scratch variables and a seed of the
+    student's own at the end of every answer cell change no test's verdict and no graded training
+    run: each training starts from the seed its locked part sets."""
+    assert_same_results(ex, ["test_accuracy"])
+
+
+def test_part5_rejects_a_model_trained_on_the_test_set():
+    answer = ex.source("part5_answer").replace("digits_model.fit(X_train, Y_train,", "digits_model.fit(X_test, Y_test,")
+    assert answer != ex.source("part5_answer")
+    assert_rejected(run_part("part5", answer), "X_train")

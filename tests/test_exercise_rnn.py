@@ -3,22 +3,10 @@ wrong concatenation order, wrong gate order, ...) with a helpful message, and ac
 answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("rnn")
-
-
-def run_part(part: str, answer: str):
-    """Run the notebook up to and including ``part``'s tests, with one answer replaced."""
-    result = ex.run({f"{part}_answer": answer}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
-
-
-def assert_helpful(outcome, *words):
-    assert not outcome.passed, "a wrong answer passed the tests"
-    assert "Hint:" in outcome.error, outcome.error
-    for word in words:
-        assert word in outcome.error, outcome.error
+run_part = ex.run_part
 
 
 # --- Part 1: one step of a simple recurrent layer -------------------------------------------
@@ -34,14 +22,14 @@ STEP = "def rnn_step(x_t, h_prev, W, U, b):\n    return {}\n"
     ("np.tanh(x_t @ W + h_prev @ U.T + b)", ["expected", "got"]),                      # U transposed
 ])
 def test_part1_rejects_plausible_wrong_steps(body, words):
-    assert_helpful(run_part("part1", STEP.format(body)), *words)
+    assert_rejected(run_part("part1", STEP.format(body)), *words)
 
 
 def test_part1_hidden_tests_catch_swapped_weights_when_shapes_agree():
     """With d == units the swap runs without an error; the hidden tests still catch it."""
     answer = STEP.format("np.tanh(x_t @ U + h_prev @ W + b) if W.shape[0] == U.shape[0] "
                          "else np.tanh(x_t @ W + h_prev @ U + b)")
-    assert_helpful(run_part("part1", answer), "x_t @ W")
+    assert_rejected(run_part("part1", answer), "x_t @ W")
 
 
 @pytest.mark.parametrize("body", [
@@ -78,13 +66,13 @@ def rnn_forward(X, W, U, b):
     (FORWARD.replace("for t in range(T):", "for t in reversed(range(T)):"), ["expected", "got"]),       # read backwards
 ])
 def test_part2_rejects_plausible_wrong_unrolling(wrong, words):
-    assert_helpful(run_part("part2", wrong), *words)
+    assert_rejected(run_part("part2", wrong), *words)
 
 
 def test_part2_hidden_tests_catch_the_time_axis_mixed_up_with_the_batch_axis():
     """X[t] instead of X[:, t] crashes on the visible example; when n == T it silently runs."""
     wrong = FORWARD.replace("h = rnn_step(X[:, t], h", "h = rnn_step(X[t] if n == T else X[:, t], h")
-    assert_helpful(run_part("part2", wrong), "X[:, t] is step t")
+    assert_rejected(run_part("part2", wrong), "X[:, t] is step t")
 
 
 @pytest.mark.parametrize("answer", [
@@ -138,13 +126,13 @@ def lstm_step(x_t, h_prev, c_prev, W, b):
     (LSTM.replace("return h_t, c_t", "return c_t, h_t"), ["c_t with zero weights"]),                # outputs swapped
 ])
 def test_part3_rejects_plausible_wrong_lstm_steps(wrong, words):
-    assert_helpful(run_part("part3", wrong), *words)
+    assert_rejected(run_part("part3", wrong), *words)
 
 
 def test_part3_hidden_tests_catch_the_wrong_concatenation_order_on_their_own():
     """An answer that gets the visible examples right by special-casing them still fails."""
     wrong = LSTM.replace("[x_t, h_prev]", "[x_t, h_prev] if x_t.shape[0] == 1 else [h_prev, x_t]")
-    assert_helpful(run_part("part3", wrong), "first d rows of W multiply x_t")
+    assert_rejected(run_part("part3", wrong), "first d rows of W multiply x_t")
 
 
 @pytest.mark.parametrize("answer", [
@@ -167,6 +155,8 @@ def lstm_step(x_t, h_prev, c_prev, W, b):
     h_t = sigmoid(blocks[3]) * np.tanh(c_t)
     return (h_t, c_t)
 """,
+    # a list of the two, as the task allows
+    ex.source("part3_answer").replace("return h_t, c_t", "return [h_t, c_t]"),
 ])
 def test_part3_accepts_other_correct_answers(answer):
     outcome = run_part("part3", answer)
@@ -179,30 +169,29 @@ TAUGHT = ex.source("part4_answer")
 
 def test_part4_rejects_an_untrained_model():
     wrong = TAUGHT.replace("history = adding_model.fit(", "history = None and adding_model.fit(")
-    assert_helpful(run_part("part4", wrong), "val_mse", "at most 0.05")
+    assert_rejected(run_part("part4", wrong), "val_mse", "at most 0.05")
 
 
 def test_part4_rejects_a_number_not_measured_on_the_validation_set():
     wrong = TAUGHT.replace("history = adding_model.fit(", "history = None and adding_model.fit(") \
         .replace("val_mse = float(adding_model.evaluate(X_val, y_val, verbose=0))", "val_mse = 0.001")
-    assert_helpful(run_part("part4", wrong), "validation set")
+    assert_rejected(run_part("part4", wrong), "validation set")
 
 
 def test_part4_rejects_a_list_of_losses():
     wrong = TAUGHT.replace("epochs=10", "epochs=1") \
         .replace("val_mse = float(adding_model.evaluate(X_val, y_val, verbose=0))",
                  "val_mse = history.history['val_loss']")
-    assert_helpful(run_part("part4", wrong), "a number")
+    assert_rejected(run_part("part4", wrong), "a number")
 
 
 def test_part4_requires_an_lstm():
     wrong = TAUGHT.replace("keras.layers.LSTM(16)", "keras.layers.Flatten(), keras.layers.Dense(16, activation='relu')")
-    assert_helpful(run_part("part4", wrong), "LSTM")
+    assert_rejected(run_part("part4", wrong), "LSTM")
 
 
 def test_part4_accepts_the_functional_api_and_a_loss_object():
     answer = """
-keras.utils.set_random_seed(0)
 inputs = keras.Input(shape=(LENGTH, 2))
 outputs = keras.layers.Dense(units=1)(keras.layers.LSTM(units=16)(inputs))
 adding_model = keras.Model(inputs, outputs)
@@ -221,3 +210,11 @@ def test_written_answer_is_graded_by_hand_and_blank_in_the_release():
     assert points["written_answer"] > 0
     released = ex.source("written_answer", "release")
     assert "gradient" not in released.lower()
+
+
+# --- the whole notebook ---------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...), scratch variables and a seed of the
+    student's own at the end of every answer cell change no test's verdict and no graded training
+    run: each training starts from the seed its locked part sets."""
+    assert_same_results(ex, ["val_mse"])

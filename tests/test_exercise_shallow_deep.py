@@ -2,22 +2,10 @@
 points at the mistake, and accept other correct answers, however they are written."""
 import pytest
 
-from nbtools import Exercise
+from nbtools import Exercise, assert_rejected, assert_same_results
 
 ex = Exercise("shallow_deep")
-
-
-def run_part(part: str, answer: str):
-    """Run the notebook up to and including ``part``'s tests, with one answer replaced."""
-    result = ex.run({f"{part}_answer": answer}, stop_after=f"{part}_tests")
-    return result[f"{part}_tests"]
-
-
-def assert_rejected(outcome, *words):
-    assert not outcome.passed, "a wrong answer passed the tests"
-    assert "Hint:" in outcome.error, outcome.error
-    for word in words:
-        assert word in outcome.error, outcome.error
+run_part = ex.run_part
 
 
 def dense_answer(body: str) -> str:
@@ -145,6 +133,13 @@ def test_part4_rejects_plausible_wrong_answers(answer, words):
     assert_rejected(run_part("part4", answer), *words)
 
 
+def test_part4_visible_test_does_not_print_the_answer_to_a_wrong_guess():
+    # the visible checks come first, so the failure is the visible test's message
+    outcome = run_part("part4", norms_answer("np.linalg.norm(dW)", "\nvanishing_activation = 'relu'\n"))
+    assert_rejected(outcome, "vanishing_activation", "expected True, got False")
+    assert "'sigmoid'" not in outcome.error and '"sigmoid"' not in outcome.error, outcome.error
+
+
 @pytest.mark.parametrize("answer", [
     norms_answer("np.sqrt(np.sum(dW ** 2))"),
     norms_answer("np.linalg.norm(dW, 'fro')", "\nvanishing_activation = 'Sigmoid'\n"),
@@ -177,6 +172,7 @@ SOLUTION5 = ex.source("part5_answer")
     ('loss="sparse_categorical_crossentropy"', 'loss="categorical_crossentropy"', ["integers"]),
     ("mlp_test_accuracy = float(deep_mlp.evaluate(X_test, y_test, verbose=0)[1])",
      "mlp_test_accuracy = float(deep_mlp.evaluate(X_train, y_train, verbose=0)[1])", ["test set"]),
+    ("deep_mlp.fit(X_train, y_train,", "deep_mlp.fit(X_test, y_test,", ["new MNIST-1D sequences"]),  # trained on the test set
     ('keras.layers.Dense(100, activation="relu"),\n        keras.layers.Dense(100, activation="relu")',
      'keras.layers.Dense(400, activation="relu"),\n        keras.layers.Dense(400, activation="relu")',
      ["parameters"]),                                                           # over the budget
@@ -210,9 +206,55 @@ mlp_test_accuracy = history.history["val_accuracy"][-1]
     assert outcome.passed, outcome.error
 
 
+@pytest.mark.parametrize("answer", [
+    # Dense -> BatchNormalization -> ReLU, in the functional API
+    """
+def build_deep_mlp():
+    inputs = keras.Input(shape=(40,))
+    x = inputs
+    for _ in range(2):
+        x = keras.layers.Dense(100)(x)
+        x = keras.layers.BatchNormalization()(x)
+        x = keras.layers.ReLU()(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    model = keras.Model(inputs, outputs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+deep_mlp = build_deep_mlp()
+deep_mlp.fit(X_train, y_train, epochs=20, batch_size=100, verbose=0)
+mlp_test_accuracy = deep_mlp.evaluate(X_test, y_test, verbose=0)[1]
+""",
+    # Dense -> Dropout -> Activation("relu"), a Sequential built from a list comprehension
+    """
+def build_deep_mlp():
+    hidden = [layer for _ in range(2) for layer in
+              (keras.layers.Dense(100), keras.layers.Dropout(0.0), keras.layers.Activation("relu"))]
+    model = keras.Sequential([keras.Input(shape=(40,)), *hidden, keras.layers.Dense(10), keras.layers.Softmax()])
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate=0.01),
+                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+deep_mlp = build_deep_mlp()
+deep_mlp.fit(X_train, y_train, epochs=20, batch_size=100, verbose=0)
+mlp_test_accuracy = float(deep_mlp.evaluate(X_test, y_test, verbose=0)[1])
+""",
+])
+def test_part5_accepts_normalisation_or_dropout_between_a_layer_and_its_relu(answer):
+    outcome = run_part("part5", answer)
+    assert outcome.passed, outcome.error
+
+
 # --- the whole notebook ---------------------------------------------------------------------------
+def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points():
+    """`from numpy import *` (sum, any, all, max, bool, ...) and scratch variables at the end of
+    every answer cell change no test's verdict."""
+    assert_same_results(ex, ["mlp_test_accuracy"])
+
+
 def test_solution_passes_every_test_and_the_blank_notebook_none():
-    solved = ex.run()
+    solved = ex.solved()
     assert not solved.failing(), {gid: solved.message(gid) for gid in solved.failing()}
     blank = ex.run(base="blank")
     assert all(not blank.passed(gid) for gid in ex.test_ids())

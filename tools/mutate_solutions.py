@@ -1,0 +1,183 @@
+"""Mutation testing of the graded exercises: do the tests take points from a slightly wrong answer?
+
+Each mutant is the model solution of one answer cell with one small change inside
+``### BEGIN SOLUTION`` ... ``### END SOLUTION``, the cheapest stand-in for a student's mistake:
+an arithmetic or comparison operator swapped, a number changed, an activation or padding name
+changed, an ``axis`` changed, a sign dropped, or a statement deleted. The notebook is run up to that
+part's tests with ``tests/nbtools.py`` (in this process, hidden tests included); a mutant is
+*killed* when the part's tests fail. Survivors are listed so that each can be killed by a new test
+or shown to be an equivalent, still correct answer.
+
+    python tools/mutate_solutions.py                       # every assignment, every part
+    python tools/mutate_solutions.py rbm cnn --parts part1 part2 --report mutation-report.md
+
+Parts that train a network re-train for every mutant (tens of seconds each): ``--skip-training``
+leaves them out.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import copy
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tests"))
+
+from nbtools import ASSIGNMENTS, Exercise  # noqa: E402
+
+SWAP_OPS = {ast.Add: ast.Sub, ast.Sub: ast.Add, ast.Mult: ast.Div, ast.Div: ast.Mult,
+            ast.MatMult: ast.Mult, ast.Pow: ast.Mult, ast.FloorDiv: ast.Div}
+SWAP_CMP = {ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt, ast.Eq: ast.NotEq,
+            ast.NotEq: ast.Eq}
+SWAP_NAMES = {"relu": "sigmoid", "sigmoid": "relu", "softmax": "sigmoid", "tanh": "relu",
+              "same": "valid", "valid": "same", "mse": "mae", "adam": "sgd",
+              "categorical_crossentropy": "mse", "sparse_categorical_crossentropy": "mse"}
+TRAINING = {("shallow_deep", "part5"), ("cnn", "part5"), ("rnn", "part4"), ("autoencoders", "part4"),
+            ("autoencoders", "part5")}
+
+
+@dataclass
+class Mutant:
+    part: str
+    line: int
+    what: str
+    source: str
+    killed: bool | None = None
+    message: str = ""
+
+
+def solution_lines(source: str) -> set[int]:
+    """1-based line numbers strictly between ### BEGIN SOLUTION and ### END SOLUTION."""
+    inside, lines = False, set()
+    for number, line in enumerate(source.splitlines(), start=1):
+        if "### BEGIN SOLUTION" in line:
+            inside = True
+        elif "### END SOLUTION" in line:
+            inside = False
+        elif inside:
+            lines.add(number)
+    return lines
+
+
+def _mutations(node: ast.AST):
+    """(description, change) pairs for one node; ``change`` mutates a copy of the node in place."""
+    if isinstance(node, ast.BinOp) and type(node.op) in SWAP_OPS:
+        new = SWAP_OPS[type(node.op)]
+        yield f"{type(node.op).__name__} -> {new.__name__}", lambda n: setattr(n, "op", new())
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 and type(node.ops[0]) in SWAP_CMP:
+        new = SWAP_CMP[type(node.ops[0])]
+        yield f"{type(node.ops[0]).__name__} -> {new.__name__}", lambda n: setattr(n, "ops", [new()])
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        yield "sign dropped", None                                   # handled by the parent rewrite
+    if isinstance(node, ast.Constant) and not isinstance(node.value, bool):
+        value = node.value
+        if isinstance(value, int):
+            yield f"{value} -> {value + 1}", lambda n: setattr(n, "value", value + 1)
+        elif isinstance(value, float):
+            new_value = value * 1.5 if value else 0.5
+            yield f"{value} -> {new_value:g}", lambda n: setattr(n, "value", new_value)
+        elif isinstance(value, str) and value in SWAP_NAMES:
+            yield f"{value!r} -> {SWAP_NAMES[value]!r}", lambda n: setattr(n, "value", SWAP_NAMES[value])
+    if isinstance(node, ast.keyword) and node.arg == "axis" and isinstance(node.value, ast.Constant):
+        axis = node.value.value
+        new_axis = 0 if axis != 0 else 1
+        yield f"axis={axis} -> axis={new_axis}", lambda n: setattr(n, "value", ast.Constant(new_axis))
+
+
+def mutants(exercise: Exercise, gid: str) -> list[Mutant]:
+    """Every single-change mutant of answer cell ``gid``'s solution lines."""
+    source = exercise.source(gid)
+    lines = solution_lines(source)
+    tree = ast.parse(source)
+    part = gid.removesuffix("_answer")
+    found: list[Mutant] = []
+    nodes = list(ast.walk(tree))
+    for index, node in enumerate(nodes):
+        line = getattr(node, "lineno", None) or getattr(getattr(node, "value", None), "lineno", None)
+        if line not in lines:
+            continue
+        for what, change in _mutations(node):
+            if change is None:
+                continue
+            new_tree = copy.deepcopy(tree)
+            change(list(ast.walk(new_tree))[index])
+            found.append(Mutant(part, line, what, ast.unparse(ast.fix_missing_locations(new_tree))))
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            new_tree = copy.deepcopy(tree)
+            target = list(ast.walk(new_tree))[index]
+            for parent in ast.walk(new_tree):
+                for field, value in ast.iter_fields(parent):
+                    if value is target:
+                        setattr(parent, field, target.operand)
+            found.append(Mutant(part, line, "minus sign dropped", ast.unparse(new_tree)))
+        if isinstance(node, (ast.Assign, ast.AugAssign, ast.Expr, ast.Return)) and not (
+                isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)):
+            new_tree = copy.deepcopy(tree)
+            target = list(ast.walk(new_tree))[index]
+            for parent in ast.walk(new_tree):
+                for field, value in ast.iter_fields(parent):
+                    if isinstance(value, list) and any(v is target for v in value):
+                        setattr(parent, field, [ast.Pass() if v is target else v for v in value])
+            found.append(Mutant(part, line, f"statement deleted: {ast.unparse(node)[:60]}", ast.unparse(new_tree)))
+    return found
+
+
+def run(names: list[str], parts: list[str] | None, skip_training: bool, limit: int | None) -> dict[str, list[Mutant]]:
+    results: dict[str, list[Mutant]] = {}
+    for name in names:
+        exercise = Exercise(name)
+        results[name] = []
+        for gid in exercise.answer_ids():
+            part = gid.removesuffix("_answer")
+            if (parts and part not in parts) or (skip_training and (name, part) in TRAINING):
+                continue
+            for mutant in mutants(exercise, gid)[:limit]:
+                start = time.perf_counter()
+                outcome = exercise.run_part(part, mutant.source)
+                mutant.killed = not outcome.passed
+                mutant.message = (outcome.error or "").splitlines()[0][:100] if outcome.error else ""
+                results[name].append(mutant)
+                print(f"{name} {part} line {mutant.line}: {mutant.what[:70]:70s} "
+                      f"{'killed' if mutant.killed else 'SURVIVED'} ({time.perf_counter() - start:.1f} s)", flush=True)
+    return results
+
+
+def report(results: dict[str, list[Mutant]]) -> str:
+    out = ["# Mutation report", "", "| assignment | mutants | killed | share |", "|---|---:|---:|---:|"]
+    for name, found in results.items():
+        killed = sum(m.killed for m in found)
+        share = f"{killed / len(found):.0%}" if found else "-"
+        out.append(f"| {name} | {len(found)} | {killed} | {share} |")
+    for name, found in results.items():
+        survivors = [m for m in found if not m.killed]
+        if survivors:
+            out += ["", f"## Survivors in {name}", ""]
+            out += [f"- {m.part}, line {m.line}: {m.what}" for m in survivors]
+    return "\n".join(out) + "\n"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("assignments", nargs="*", default=None, help=f"default: all of {ASSIGNMENTS}")
+    parser.add_argument("--parts", nargs="*", help="only these parts (part1 ...)")
+    parser.add_argument("--skip-training", action="store_true", help="leave out the parts that train a network")
+    parser.add_argument("--limit", type=int, help="at most this many mutants per answer cell")
+    parser.add_argument("--report", type=Path, help="write the Markdown report here")
+    args = parser.parse_args(argv)
+    unknown = set(args.assignments or []) - set(ASSIGNMENTS)
+    if unknown:
+        parser.error(f"unknown assignments {sorted(unknown)}; known: {ASSIGNMENTS}")
+    results = run(args.assignments or ASSIGNMENTS, args.parts, args.skip_training, args.limit)
+    text = report(results)
+    print(text)
+    if args.report:
+        args.report.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
