@@ -1,5 +1,7 @@
 """Sphinx extension for the course's book (loaded by `_config.yml`, `sphinx: local_extensions`).
 
+- The book reads only the files that `_toc.yml` names, whatever else lies in the repository (the
+  book's source folder): see `_read_only_the_toc`.
 - The page of reproduced results (`book/results.md`) pastes numbers glued in the chapters
   (`{glue:text}` with a `chapter.md::key` reference). Sphinx does not know that this page depends
   on the chapters, so an incremental build would keep showing old numbers after a chapter
@@ -17,6 +19,56 @@ import json
 from pathlib import Path
 
 RESULTS_PAGE = "book/results"
+
+
+def toc_source_patterns(site_map, source_suffix, srcdir) -> list[str]:
+    """Sphinx `include_patterns` that match the source files of the documents that `site_map` (a
+    sphinx-external-toc site map of `_toc.yml`) names, and nothing else.
+
+    A document named without a suffix (`file: book/cnn`) is the first of `book/cnn.rst`,
+    `book/cnn.md`, `book/cnn.ipynb`, ... (`source_suffix`'s order) that exists, so that a copy of a
+    chapter saved beside it (e.g. a `book/cnn.ipynb` paired by Jupytext) is not read as a second
+    source of the same page; when none exists, every suffix is kept and Sphinx reports the missing
+    document as usual. A toctree's `glob:` is kept with every suffix."""
+    suffixes = list(source_suffix)
+    patterns = []
+    for name in site_map:
+        if any(name.endswith(suffix) for suffix in suffixes):  # `file: book/cnn.md`
+            patterns.append(name)
+            continue
+        candidates = [name + suffix for suffix in suffixes]
+        existing = [c for c in candidates if (Path(srcdir) / c).is_file()]
+        patterns += existing[:1] or candidates
+    patterns += [glob + suffix for glob in sorted(site_map.globs()) for suffix in suffixes]
+    return list(dict.fromkeys(patterns))
+
+
+def _read_only_the_toc(app, config):
+    """Make the book's documents exactly the files `_toc.yml` names.
+
+    The source folder is the repository root, where tools leave files that Sphinx would read as
+    pages (`.pytest_cache/README.md` from pytest, a student's `scratch.ipynb`, nbgrader's
+    `submitted/`, `autograded/`, `feedback/`, `grading-out/`, editor and Jupyter backups, ...).
+    Jupyter Book's `only_build_toc_files` does not keep them out: sphinx-external-toc (1.1, which
+    Jupyter Book 1.x uses for it) lists the tree with `glob.iglob("**/*.md")`, which skips hidden
+    folders and files, and adds each file it finds that the toc does not name to `exclude_patterns`;
+    Sphinx itself finds documents with `os.walk`, which does not skip them. So `.pytest_cache/README.md` became a page,
+    and `-W` failed the build ("document isn't included in any toctree"). A list of folders to
+    exclude has the same flaw: the next tool leaves another.
+
+    Instead, Sphinx's `include_patterns` is set to the toc's own files (an allow-list computed from
+    `_toc.yml` at every build): a file the toc does not name is never a document, whatever its
+    name or folder, and nothing has to list the tree. This is also why `_config.yml` turns
+    `only_build_toc_files` off: its exclusions would be redundant, and since they change whenever
+    a stray file comes or goes, each such change would be a configuration change that makes Sphinx
+    read every page again. (Building from a staging folder that holds only the book's files would
+    work too, but it needs a copy step before every build and a second copy of every page, and
+    warnings and tracebacks would point at the copy rather than at the file to edit.)
+    """
+    site_map = getattr(config, "external_site_map", None)  # set by sphinx-external-toc (priority 900)
+    if site_map is None:  # not a book with a _toc.yml (e.g. `jupyter-book build book/cnn.md`)
+        return
+    config.include_patterns = toc_source_patterns(site_map, config.source_suffix, app.srcdir)
 
 
 def _results_page_depends_on_chapters(app, env, added, changed, removed):
@@ -69,6 +121,8 @@ def setup(app):
     # and re-writes every page (the execution cache keeps that fast), so no page keeps old output.
     import hashlib
     app.add_config_value("dlcourse_book_extension", hashlib.sha256(Path(__file__).read_bytes()).hexdigest()[:16], "env")
+    # After sphinx-external-toc's own config-inited handler (priority 900) has parsed _toc.yml.
+    app.connect("config-inited", _read_only_the_toc, priority=950)
     app.connect("env-get-outdated", _results_page_depends_on_chapters)
     app.connect("html-page-context", _drop_duplicate_scripts)
     app.connect("doctree-read", _executed_notebook_for_download)
