@@ -130,10 +130,7 @@ def _handle(ns: dict, header: dict, buffers: list) -> tuple[dict, list]:
                     ns[name] = NotAvailableWhileGrading(name, "module")
             elif kind == "import":
                 try:
-                    obj = importlib.import_module(header["module"])
-                    for part in header["qualname"].split("."):
-                        obj = getattr(obj, part)
-                    ns[name] = obj
+                    ns[name] = _import(header["module"], header["qualname"])
                 except (ImportError, AttributeError):
                     ns[name] = NotAvailableWhileGrading(name, header.get("what", "function"))
             elif kind == "code":
@@ -148,6 +145,19 @@ def _handle(ns: dict, header: dict, buffers: list) -> tuple[dict, list]:
         return {"unsupported": str(exc)}, []
     except BaseException as exc:  # noqa: BLE001
         return {"raised": _describe_exception(exc)}, []
+
+
+def _import(module: str, qualname: str):
+    """``from module import qualname`` (a submodule, or an attribute path)."""
+    obj = importlib.import_module(module)
+    for i, part in enumerate(qualname.split(".")):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            if i or not isinstance(obj, type(importlib)):
+                raise
+            obj = importlib.import_module(f"{module}.{part}")
+    return obj
 
 
 def _describe_exception(exc: BaseException) -> dict:

@@ -244,7 +244,13 @@ class Channel:
     def put(self, name: str, value, cell_source: str) -> None:
         """Bind ``name`` in the student's kernel to what a locked cell computed here."""
         out: list = []
-        if isinstance(value, types.ModuleType):
+        imported = _imports(cell_source).get(name)
+        if imported is not None and imported[1] is None:
+            header = {"op": "put", "kind": "module", "name": name, "module": imported[0]}
+        elif imported is not None:
+            header = {"op": "put", "kind": "import", "name": name, "module": imported[0], "qualname": imported[1],
+                      "what": wire.describe(value)}
+        elif isinstance(value, types.ModuleType):
             header = {"op": "put", "kind": "module", "name": name, "module": value.__name__}
         elif isinstance(value, (types.FunctionType, type, types.BuiltinFunctionType)) or callable(value) \
                 and not wire._is_keras_model(value) and hasattr(value, "__qualname__"):
@@ -267,6 +273,28 @@ class Channel:
             self.request(header, out)
         except wire.NotPlainData:       # too big to send
             self.request({"op": "put", "kind": "placeholder", "name": name, "what": wire.describe(value)})
+
+
+def _imports(source: str) -> dict[str, tuple[str, str | None]]:
+    """What a cell's import statements bind: name -> (module, attribute or None for the module)."""
+    try:
+        tree = ast.parse(source)
+    except SyntaxError:
+        return {}
+    out: dict[str, tuple[str, str | None]] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Import):
+            for alias in node.names:
+                if alias.asname:
+                    out[alias.asname] = (alias.name, None)
+                else:
+                    top = alias.name.split(".")[0]
+                    out[top] = (top, None)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            for alias in node.names:
+                if alias.name != "*":
+                    out[alias.asname or alias.name] = (node.module, alias.name)
+    return out
 
 
 def _definition(source: str, name: str) -> str | None:

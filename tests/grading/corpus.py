@@ -128,13 +128,16 @@ CASES = {
     "edited_test":       ("test cell of part 1 edited to pass", "ok", 3, "ref_no_part1", ["edited locked cells were restored"]),
     "deleted_tests":     ("test cells of parts 1 and 4 deleted", "ok", 3, "ref_no_part1", ["deleted locked cells were restored"]),
     "metadata_points":   ("gives its answer cell 100 points and the test 0", "ok", 3, "ref_no_part1", []),
-    "rebind_checks":     ("rebinds check_array, check_equal, call", "ok", 3, "ref_no_part1", ["rebound check_array"]),
-    "patch_numpy":       ("replaces numpy.isclose, numpy.all, numpy.asarray", "problem", 3, "ref_no_part1", ["numpy.isclose"]),
-    "patch_checks":      ("patches dlcourse.checks (_fail, check_array's code)", "problem", 3, "ref_no_part1", ["dlcourse.checks"]),
-    "input_transformer": ("IPython input transformer that drops check lines", "problem", 3, "ref_no_part1", ["input_transformers_cleanup"]),
-    "custom_exc":        ("IPython custom exception handler that swallows errors", "problem", 3, "ref_no_part1", ["custom exception handler"]),
-    "event_hook":        ("IPython pre_run_cell hook that rebinds the checks", "problem", 3, "ref_no_part1", ["pre_run_cell"]),
-    "class_patch":       ("patches InteractiveShell.run_cell to skip tests", "problem", 3, "ref_no_part1", ["InteractiveShell.run_cell"]),
+    # Tampering with the student's own kernel no longer reaches the tests, which run in the
+    # grader's checker: these score as unanswered without any detection (tests/grading/attacks.py
+    # has many more kinds).
+    "rebind_checks":     ("rebinds check_array, check_equal, call", "ok", 3, "ref_no_part1", []),
+    "patch_numpy":       ("replaces numpy.isclose, numpy.all, numpy.asarray", "ok", 3, "ref_no_part1", []),
+    "patch_checks":      ("patches dlcourse.checks (_fail, check_array's code)", "ok", 3, "ref_no_part1", []),
+    "input_transformer": ("IPython input transformer that drops check lines", "ok", 3, "ref_no_part1", []),
+    "custom_exc":        ("IPython custom exception handler that swallows errors", "ok", 3, "ref_no_part1", []),
+    "event_hook":        ("IPython pre_run_cell hook that rebinds the checks", "ok", 3, "ref_no_part1", []),
+    "class_patch":       ("patches InteractiveShell.run_cell to skip tests", "ok", 3, "ref_no_part1", []),
     "exit_kernel":       ("os._exit(0) in part 3", "problem", 3, "ref_no_part3", ["the kernel died", "graded as unanswered"]),
     "crash_kernel":      ("segfault (ctypes) in part 3", "problem", 3, "ref_no_part3", ["the kernel died", "graded as unanswered"]),
     "memory_hog":        ("allocates memory without end in part 3", "problem", 3, "ref_no_part3", ["GiB of memory", "graded as unanswered"]),
