@@ -12,6 +12,7 @@ submission and the speed-up. Not a test: the numbers depend on the machine and o
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -152,6 +153,7 @@ def main() -> int:
             print(proc.stdout[-3000:], proc.stderr[-3000:])
             return 1
 
+        checker = [json.loads(p.read_text()).get("checker_seconds", 0.0) for p in (tmp / "out" / ".work").glob("*/result.json")]
         want, got = scores(a / "gradebook.db"), scores(b / "gradebook.db")
         differ = sorted(s for s in want if want[s] != got.get(s))
         n = args.submissions
@@ -161,9 +163,12 @@ def main() -> int:
         print(f"speed-up: {sequential / parallel:.2f}x   (goal: at least 1.7x on 2 cores)")
         if sequential_cpu is not None and parallel_cpu is not None:
             print(f"CPU time (all processes): sequential {sequential_cpu:.1f} s, dlcourse grade {parallel_cpu:.1f} s "
-                  f"({parallel_cpu / sequential_cpu:.2f}x the work: sandbox, guard, workers)")
+                  f"({parallel_cpu / sequential_cpu:.2f}x the work: sandbox, checker, workers)")
         else:
             print("CPU time: not measured (it needs a cgroup this process may create, e.g. as root)")
+        if checker:
+            print(f"the checker (tests outside the student's process): {sum(checker) / len(checker):.2f} CPU-s per "
+                  f"submission on average, {max(checker):.2f} at most ({len(checker)} graded)")
         print(f"same scores for every student: {'yes' if not differ else 'NO: ' + ', '.join(differ)}"
               f"  (total {sum(sum(v.values()) for v in want.values()):g} points both ways)" if not differ else
               f"same scores for every student: NO: {differ}")

@@ -283,7 +283,7 @@ def test_unknown_assignment_is_a_clear_error(tmp_path, capsys):
 
 
 # --- the kernel's time limit, without TensorFlow: a notebook of plain Python cells -------------
-def run_guarded(tmp_path, sources, cell_timeout=3):
+def run_guarded(tmp_path, sources, cell_timeout=3, cgroup_cpus=0.0):
     """Run code cells in the sandboxed, guarded kernel as the worker does; return the executed
     notebook and the execution record."""
     import json
@@ -298,7 +298,8 @@ def run_guarded(tmp_path, sources, cell_timeout=3):
     cfg.SandboxedKernelManager.scratch = str(scratch)
     cfg.SandboxedKernelManager.log_path = str(tmp_path / "kernel.log")
     cfg.SandboxedKernelManager.forbidden = [str(ROOT)]
-    cfg.SandboxedKernelManager.guard = {"nonce": "n", "trusted": {}, "limits": {}}
+    cfg.SandboxedKernelManager.guard = {"limits": {}}
+    cfg.SandboxedKernelManager.cgroup_cpus = cgroup_cpus
     limits = sandbox.Limits(cell_timeout=cell_timeout, notebook_timeout=120)
     ex = GuardedExecute(config=cfg, limits=limits.to_dict(), work_dir=str(tmp_path))
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
@@ -332,6 +333,35 @@ def test_a_loop_that_ignores_interrupts_is_killed(tmp_path):
     assert "NotRun" in [o.get("ename") for o in nb.cells[2].outputs]
     assert record["seconds"] < 60
     assert leftover_sandboxes(tmp_path, since=record["started"]) == []
+
+
+BURN = """
+import threading, time
+import numpy as np
+a = np.random.default_rng(0).random((300, 300))
+def burn():
+    end = time.perf_counter() + 4
+    while time.perf_counter() < end:
+        a @ a
+threads = [threading.Thread(target=burn) for _ in range(3)]
+cpu, wall = time.process_time(), time.perf_counter()
+for t in threads: t.start()
+for t in threads: t.join()
+print("cores used:", (time.process_time() - cpu) / (time.perf_counter() - wall))
+"""
+
+
+def test_each_sandbox_gets_its_share_of_the_cores_and_no_more(tmp_path):
+    """A notebook that burns three cores gets the one core its control group allows, so it cannot
+    take a neighbour's share (root, with cgroups; elsewhere the reason is known and said)."""
+    from dlcourse.grading import cgroups
+    if cgroups.unavailable():
+        pytest.skip(f"no control groups here: {cgroups.unavailable()}")
+    nb, record = run_guarded(tmp_path, [BURN], cell_timeout=30, cgroup_cpus=1.0)
+    text = "".join(o.get("text", "") for o in nb.cells[0].outputs)
+    used = float(text.split("cores used:")[1].split()[0])
+    assert used < 1.3, f"the sandbox used {used:.2f} cores with a share of 1"
+    assert not list(Path("/sys/fs/cgroup").glob(f"*/dlcourse-{os.getpid()}-*")), "control groups left behind"
 
 
 # --- intake, without a kernel -----------------------------------------------------------------

@@ -39,6 +39,8 @@ from . import wire
 from .kernel import code_hash as cell_hash
 
 CHECKER_NAME = "__dlcourse_checker__"
+CONNECT_TIMEOUT = 15.0      # seconds the student's kernel has to connect when a test needs it
+NO_ANSWER = "the notebook's kernel did not answer the grader (its code stopped it from serving the tests)"
 
 
 class StudentError(Exception):
@@ -130,11 +132,13 @@ class Channel:
             raise StudentUnavailable(self.broken)
         if self.conn is not None:
             return self.conn
-        deadline = time.monotonic() + min(self.timeout, 60)
+        # The student's kernel was asked to serve before this cell started: it connects at once
+        # unless its own code stopped it (or it is stuck).
+        deadline = time.monotonic() + min(self.timeout, CONNECT_TIMEOUT)
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                self.broken = "the notebook's kernel did not answer the grader (it may be busy or stopped)"
+                self.broken = NO_ANSWER
                 raise StudentUnavailable(self.broken)
             self.listener.settimeout(left)
             try:

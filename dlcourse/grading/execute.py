@@ -33,10 +33,10 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient.util import ensure_async, run_sync
 from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
-from traitlets import Bool, Dict, Integer, List, Unicode
+from traitlets import Bool, Dict, Float, Integer, List, Unicode
 
-from . import sandbox
-from .checker import CHECKER_NAME
+from . import cgroups, sandbox
+from .checker import CHECKER_NAME, NO_ANSWER
 from .kernel import code_hash
 
 
@@ -51,6 +51,8 @@ class SandboxedKernelManager(AsyncKernelManager):
     threads = Integer(1).tag(config=True)
     extra_ro_binds = List(Unicode(), help="folders visible read-only in the sandbox (the checker's socket)").tag(config=True)
     package = Unicode("", help="a copy of dlcourse without the assignment's off-limits reference answers").tag(config=True)
+    cgroup_cpus = Float(0.0, help="cores the sandbox may use (a control group of its own; 0: none)").tag(config=True)
+    cgroup_memory = Integer(0, help="memory bound of the sandbox's control group, in bytes").tag(config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -79,9 +81,26 @@ class SandboxedKernelManager(AsyncKernelManager):
         scratch = Path(self.scratch)
         env = sandbox.sandbox_env(scratch, self.threads)
         env["DLCOURSE_GUARD_FILE"] = str(scratch / "run" / "guard.json")
-        return sandbox.bwrap_command(inner, scratch=scratch, forbidden=[Path(p) for p in self.forbidden], env=env,
-                                     extra_ro_binds=[Path(p) for p in self.extra_ro_binds],
-                                     package=Path(self.package) if self.package else None)
+        cmd = sandbox.bwrap_command(inner, scratch=scratch, forbidden=[Path(p) for p in self.forbidden], env=env,
+                                    extra_ro_binds=[Path(p) for p in self.extra_ro_binds],
+                                    package=Path(self.package) if self.package else None)
+        if self.cgroup_cpus > 0 and cgroups.unavailable() is None:
+            self._group = cgroups.Group(f"{os.getpid()}-{scratch.name}", self.cgroup_cpus,
+                                        self.cgroup_memory or 2**40)
+            try:
+                self._group.create()
+                cmd = self._group.wrap(cmd)
+            except OSError:
+                self._group.remove()
+                self._group = None
+        return cmd
+
+    async def _async_cleanup_resources(self, restart: bool = False) -> None:
+        await super()._async_cleanup_resources(restart=restart)
+        group = getattr(self, "_group", None)
+        if group is not None:
+            group.remove()
+            self._group = None
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         scratch = Path(self.scratch)
@@ -305,13 +324,19 @@ class CheckerProcess:
         return cls(popen.pid, folder, fname, popen)
 
     def alive(self) -> bool:
+        if self.popen is not None:
+            return self.popen.poll() is None
         try:
-            if self.popen is not None:
-                return self.popen.poll() is None
-            pid, _ = os.waitpid(self.pid, os.WNOHANG)
-            return pid == 0
-        except ChildProcessError:
+            os.kill(self.pid, 0)
+        except OSError:
             return False
+        try:
+            with open(f"/proc/{self.pid}/stat") as f:      # a zombie is not alive
+                return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+        except OSError:
+            return True
+
+    cpu_seconds = 0.0      # CPU time the checker used, known once it has been stopped (forked only)
 
     def stop(self) -> None:
         try:
@@ -322,7 +347,8 @@ class CheckerProcess:
             if self.popen is not None:
                 self.popen.wait(timeout=10)
             else:
-                os.waitpid(self.pid, 0)
+                _, _, usage = os.wait4(self.pid, 0)
+                self.cpu_seconds = usage.ru_utime + usage.ru_stime
         except (ChildProcessError, subprocess.TimeoutExpired, OSError):
             pass
 
@@ -443,10 +469,16 @@ class GuardedExecute(Execute):
             silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
         self.km, self.kc = self._checker_km, self._checker_kc
         try:
-            return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         finally:
             self.km, self.kc = student_km, student_kc
             await self._finish_student(serve_id)
+        if any(o.get("output_type") == "error" and NO_ANSWER in str(o.get("evalue", "")) for o in cell.outputs):
+            # The student's code stopped its kernel from answering (an input transformer that
+            # rewrites the grader's request, say): every later test would wait for it in vain.
+            # Stop here; the worker grades the cell before as unanswered and runs again.
+            self._kill_reason = self._kill_reason or NO_ANSWER
+        return result
 
     async def _student_quiet(self, code: str) -> None:
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)

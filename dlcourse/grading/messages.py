@@ -131,3 +131,4 @@ class Result(_Message):
     timestamp: str | None = None
     key: str = ""
     off_limits: list[str] = field(default_factory=list)   # reference answers the code tried to use
+    checker_seconds: float = 0.0             # CPU time of the checker process(es)

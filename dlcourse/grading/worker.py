@@ -76,6 +76,10 @@ def _config(job: Job, course: Path, checker: dict):
     cfg.SandboxedKernelManager.threads = job.threads
     cfg.SandboxedKernelManager.extra_ro_binds = [str(Path(checker["socket"]).parent)]
     cfg.SandboxedKernelManager.package = job.package or ""
+    # Each sandbox's share of the cores and a memory bound, where control groups can be had (the
+    # watchdog's own memory limit, just below it, usually stops a notebook first, with a message).
+    cfg.SandboxedKernelManager.cgroup_cpus = float(job.threads)
+    cfg.SandboxedKernelManager.cgroup_memory = job.limits["memory"] + 2**29
     cfg.SandboxedKernelManager.guard = {"preload": job.preload, "uid": job.uid, "gid": job.uid,
                                         "limits": kernel_limits(job.limits, job.uid)}
     return cfg
@@ -233,6 +237,7 @@ def grade(job: Job) -> Result:
         old.unlink()
 
     checker = start_checker(job, fork=True)
+    checker_seconds = 0.0
     problems: list[str] = []
     runs = 0
     deadline = t0 + job.limits["notebook_timeout"] * (2 + job.max_reruns)
@@ -243,6 +248,7 @@ def grade(job: Job) -> Result:
             runs += 1
             if not checker.alive():
                 checker.stop()
+                checker_seconds += checker.cpu_seconds
                 checker = start_checker(job, fork=False)
                 problems.append("note: the grader's checker was restarted")
             for nb_name in job.notebooks:
@@ -290,6 +296,7 @@ def grade(job: Job) -> Result:
                 break
     finally:
         checker.stop()
+        checker_seconds += checker.cpu_seconds
 
     scores: dict = {}
     timestamp = None
@@ -320,7 +327,7 @@ def grade(job: Job) -> Result:
         result_status = "problem"
     return Result(student=student, status=result_status, problems=problems, scores=scores, timestamp=timestamp,
                   autograded=autograded, runs=runs, seconds=round(time.monotonic() - t0, 1), key=job.key,
-                  off_limits=off_limits)
+                  off_limits=off_limits, checker_seconds=round(checker_seconds, 2))
 
 
 def main(job_path: str) -> int:
