@@ -205,14 +205,22 @@ def test_gradebook_has_every_submitted_student(graded):
             gb.find_submission("cnn", "missing")
 
 
+def page_text(path: Path) -> str:
+    """A feedback page as its reader sees it: no tags (code is highlighted token by token)."""
+    import html
+    import re
+    return html.unescape(re.sub(r"<[^>]+>", "", path.read_text()))
+
+
 def test_feedback_hides_hidden_tests_and_shows_failures(graded):
     out = graded["opts"].out / "feedback"
-    page = (out / "wrong_answer" / "cnn" / "cnn.html").read_text()
+    page = page_text(out / "wrong_answer" / "cnn" / "cnn.html")
     assert "do not flip the kernel" in page                      # the failed check's hint
     assert "BEGIN HIDDEN TESTS" not in page
     assert "_rng = np.random.default_rng(12)" not in page         # a hidden line of part 1
     assert "lines of hidden tests (not shown)" in page
-    assert "output withheld" in page                               # print(In) quoted hidden tests
+    # print(In) in the student's kernel shows the cells it ran: the hidden tests never ran there.
+    assert "print(In)" in page and "default_rng(12)" not in page
     broken = (out / "malformed_json" / "cnn" / "index.html").read_text()
     assert "not valid JSON" in broken
     assert (out / "missing" / "cnn" / "index.html").exists()
@@ -224,7 +232,7 @@ def test_feedback_can_show_hidden_tests(graded, tmp_path):
     res = feedback.generate(graded["course"], f"sqlite:///{graded['course'] / 'gradebook.db'}", "dlcourse", "cnn",
                             "wrong_answer", tmp_path, show_hidden=True, config_file=settings["config"], secret_lines=[])
     assert res["success"], res
-    assert "_rng = np.random.default_rng(12)" in (tmp_path / "wrong_answer" / "cnn" / "cnn.html").read_text()
+    assert "_rng = np.random.default_rng(12)" in page_text(tmp_path / "wrong_answer" / "cnn" / "cnn.html")
 
 
 def test_report_summary_and_figure(graded):

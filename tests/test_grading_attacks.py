@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +30,60 @@ from dlcourse.grading import runner  # noqa: E402
 MARKER = f"TOPSECRET-{os.getpid()}-{int(time.time())}"
 REFERENCES = {"honest": corpus.FAST, "ref_no_part1": corpus.without("part1_answer"),
               "ref_no_part2": corpus.without("part2_answer"), "ref_no_part3": corpus.without("part3_answer")}
+
+
+class GraderMemory(threading.Thread):
+    """Samples the resident memory of the grader's own processes (the runner's workers and the
+    checkers they start: every descendant of this process that is not in a sandbox) and keeps the
+    peak of any one of them per student (a worker works in ``<out>/.work/<student>``; a checker is
+    attributed to the worker it descends from)."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.peak: dict[str, int] = {}
+        self.stop = False
+
+    @staticmethod
+    def _student(proc, cwds: dict) -> str | None:
+        import psutil
+        while proc is not None:
+            cwd = cwds.get(proc.pid)
+            if cwd and "/.work/" in cwd:
+                return cwd.split("/.work/", 1)[1].split("/")[0]
+            try:
+                proc = proc.parent()
+            except psutil.Error:
+                return None
+        return None
+
+    def run(self):
+        import psutil
+        me = psutil.Process()
+        while not self.stop:
+            try:
+                procs = me.children(recursive=True)
+            except psutil.Error:
+                procs = []
+            sandboxed, cwds = set(), {}
+            for p in procs:
+                try:
+                    cwds[p.pid] = p.cwd()
+                    if p.name() == "bwrap":
+                        sandboxed.add(p.pid)
+                        sandboxed.update(c.pid for c in p.children(recursive=True))
+                except psutil.Error:
+                    pass
+            for p in procs:
+                if p.pid in sandboxed:
+                    continue
+                try:
+                    rss = p.memory_info().rss
+                except psutil.Error:
+                    continue
+                student = self._student(p, cwds)
+                if student:
+                    self.peak[student] = max(self.peak.get(student, 0), rss)
+            time.sleep(0.3)
 
 
 def selected() -> list[str]:
@@ -57,15 +112,23 @@ def graded(tmp_path_factory):
     os.environ["PATH"] = str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"]
     opts = runner.Options(assignment="cnn", submissions=subs, out=tmp / "out", jobs=2, course=course,
                           limits=LIMITS, quiet=True)
+    sampler = GraderMemory()
+    sampler.start()
     start, started = time.monotonic(), time.time()
-    outcome = runner.grade(opts)
+    try:
+        outcome = runner.grade(opts)
+    finally:
+        sampler.stop = True
     elapsed = time.monotonic() - start
+    sampler.join(timeout=5)
+    memory = dict(sampler.peak)
     rows = {r["export"]["student_id"]: r for r in outcome.rows}
-    summary = {s: {"cells": cell_scores(r), "status": r["status"], "problems": r["problems"]} for s, r in rows.items()}
+    summary = {s: {"cells": cell_scores(r), "status": r["status"], "problems": r["problems"], "seconds": r.get("seconds"),
+                   "grader_peak_rss_mib": memory.get(s, 0) // 2**20} for s, r in rows.items()}
     (tmp / "summary.json").write_text(json.dumps({"elapsed": elapsed, "rows": summary}, indent=1, default=str))
     print(f"\ngraded {len(rows)} submissions in {elapsed:.0f} s; summary in {tmp / 'summary.json'}")
     yield {"rows": rows, "opts": opts, "course": course, "names": names, "elapsed": elapsed, "started": started,
-           "secret": secret, "tmp": tmp}
+           "secret": secret, "tmp": tmp, "memory": memory}
 
 
 def _row(graded, student):
@@ -133,6 +196,17 @@ def test_every_student_has_a_row_and_nothing_is_left_running(graded):
             stray.append(f"{proc.pid}: {cmd[:200]}")
     assert stray == [], f"processes of the run still running: {stray}"
     assert not Path("/tmp/pwned").exists(), "a model's code ran outside the sandbox"
+
+
+def test_grader_side_memory_is_bounded(graded):
+    """What a student sends or makes the grader do must not grow the grader's own processes (the
+    workers and checkers run outside the sandbox, with no watchdog) by more than about a GiB over
+    what grading an honest notebook takes."""
+    memory = graded["memory"]
+    baseline = max(memory.get(s, 0) for s in REFERENCES)
+    assert baseline > 0, f"no grader process was sampled: {memory}"
+    over = {s: f"{m / 2**30:.2f} GiB" for s, m in memory.items() if m > baseline + 2**30}
+    assert over == {}, f"grader-side peak memory above {(baseline + 2**30) / 2**30:.2f} GiB: {over}"
 
 
 def test_at_least_40_kinds():

@@ -487,8 +487,13 @@ class GuardedExecute(Execute):
     async def _finish_student(self, msg_id: str, wait: float = 10) -> None:
         """Wait for the student's kernel to finish ``msg_id``; interrupt it, then kill it, if it
         does not (its code is stuck in a loop, say)."""
-        if await self._reply(self.kc, msg_id, wait) is not None:
-            return
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            if await self._reply(self.kc, msg_id, min(1.0, max(0.05, deadline - time.monotonic()))) is not None:
+                return
+            if not await ensure_async(self.km.is_alive()):
+                self._kill_reason = self._kill_reason or "the kernel died (the code exited or crashed Python)"
+                return
         await ensure_async(self.km.interrupt_kernel())
         if await self._reply(self.kc, msg_id, 10) is not None:
             return

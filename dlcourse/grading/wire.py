@@ -258,7 +258,8 @@ _MODULES = ("keras", "keras.layers", "keras.models", "keras.initializers", "kera
             "keras.constraints", "keras.activations", "keras.src.models.functional",
             "keras.src.models.sequential", "keras.src.models.model")
 _FUNCTION_MODULES = ("keras.activations", "keras.losses", "keras.metrics")
-_REFUSED = ("Lambda", "TFSMLayer", "function_type", "__lambda__")
+_REFUSED = ("Lambda", "TFSMLayer", "TorchModuleWrapper", "JaxLayer", "FlaxLayer", "function_type", "__lambda__")
+MAX_DIMENSION = 2**24        # a model's sizes (units, filters, input lengths): larger ones would exhaust memory
 
 
 def _allowed_base_classes():
@@ -289,6 +290,9 @@ def check_model_config(config) -> None:
             if node in _REFUSED:
                 raise BadMessage(f"a model with {node!r}, which the grader does not load")
             continue
+        if isinstance(node, (int, float)) and not isinstance(node, bool) and abs(node) > MAX_DIMENSION \
+                and float(node).is_integer():
+            raise BadMessage(f"a model with a size of {int(node)} (at most {MAX_DIMENSION} can be checked)")
         if not isinstance(node, dict):
             continue
         for key in node:

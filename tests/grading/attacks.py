@@ -959,6 +959,13 @@ def _feed():
 _threading.Thread(target=_feed, daemon=True).start()
 ''')),
 
+attack("e_orthogonal_initializer_cpu_bomb", "e",
+       "a 9000 x 9000 Dense layer with the Orthogonal initializer: the checker (no CPU limit, no watchdog) "
+       "spends about a minute of CPU in a QR decomposition while building it", "part4_answer",
+       crafted_model(seq(dense(9000, '"linear"', ', "kernel_initializer": {"module": "keras.initializers", '
+                                              '"class_name": "Orthogonal", "config": {"gain": 1.0, "seed": 1}, '
+                                              '"registered_name": None}'), input_shape="[None, 9000]")))
+
 # ------------------------------------------------------------------------------------------------
 # f. resources through the channel
 # ------------------------------------------------------------------------------------------------
@@ -1069,6 +1076,18 @@ class _Bad(Exception):
 def convolve2d(image, kernel, stride=1):
     _k[0] += 1
     raise [KeyboardInterrupt("x" * 10**8), CellTimeoutError("stopped by the time limit"), _Bad()][_k[0] % 3]
+'''),
+
+attack("f_output_flood_while_serving", "f",
+       "prints 1.2 GB while a test calls it: the agent runs silently, so nobody reads that output and it piles "
+       "up on the grader's side of the kernel's IOPub socket", "part1_answer", VISIBLE1 + r'''
+import sys as _sys
+_chunk = "x" * (20 * 2**20)
+def convolve2d(image, kernel, stride=1):
+    for _ in range(60):
+        _sys.stdout.write(_chunk)
+        _sys.stdout.flush()
+    return _np.zeros((1, 1))
 '''),
 
 # ------------------------------------------------------------------------------------------------
