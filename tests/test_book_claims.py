@@ -28,7 +28,8 @@ VERDICT = re.compile(
     r"stays? (?:at|on|below|above)|within|winner|wins?|outperforms?|helps? more|helped more|"
     r"does no better|no better than|never gets|too close to call|reproduces|the baseline|"
     r"as well as|about as well|closer|the same as|well below|well above|hundreds of times|"
-    r"clearly|lifted|lifts?|above the|equally|close to|levelled off|orders of magnitude)\b",
+    r"clearly|lifted|lifts?|above the|equally|close to|levelled off|orders of magnitude|faster than|"
+    r"slower than|faster|slower)\b",
     re.IGNORECASE)
 
 # Sentences with a verdict word that state no measured outcome of this build: a theorem, a
@@ -84,7 +85,7 @@ def _split_source(text: str):
         if line.strip() == "$$" or (line.startswith("$$") and not line.rstrip().endswith("$$")):
             i = next(j for j in range(i + 1, len(lines)) if lines[j].strip().endswith("$$")) + 1
             continue
-        if line.strip() and not line.startswith(("#", ":::", "<!--", "|---")):
+        if line.strip() and not line.startswith(("#", ":::", "<!--", "|---", ":class:")):
             block.append(line.strip())
         elif block:
             prose.append(block)

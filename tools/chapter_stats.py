@@ -49,7 +49,7 @@ def chapter_stats(text: str) -> dict[str, int]:
         if line.strip() == "$$" or (line.startswith("$$") and not line.rstrip().endswith("$$")):
             i = next(j for j in range(i + 1, len(lines)) if lines[j].strip().endswith("$$")) + 1
             continue
-        if not line.startswith((":::", "<!--", "|---", "%")):
+        if not line.startswith((":::", "<!--", "|---", "%", ":class:")):
             prose.append(line)
         i += 1
     text = " ".join(prose)
