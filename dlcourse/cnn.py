@@ -17,21 +17,27 @@ PADDINGS = ("valid", "same")
 
 
 def conv_output_length(input_length: int, kernel_size: int, stride: int = 1,
-                       padding: str = "valid") -> int:
-    """Length of a convolution's or pooling's output along one axis.
+                       padding: str | int = "valid") -> int:
+    """Length of a convolution's or pooling's output along one axis (the CNN chapter).
 
-    'valid' (no padding): floor((n - k) / s) + 1 windows fit. 'same': the input is padded with
-    zeros so that every stride position has a window: ceil(n / s).
+    With ``p`` zeros added at each end, floor((n + 2p - k) / s) + 1 windows fit: ``padding`` is
+    that ``p`` (an int >= 0, as PyTorch's ``padding=p``), or 'valid' (p = 0, Keras's default), or
+    'same' (Keras adds as many zeros as it takes for every stride position to have a window:
+    ceil(n / s)).
     """
     n = _validate.positive_int(input_length, "input_length")
     k = _validate.positive_int(kernel_size, "kernel_size")
     s = _validate.positive_int(stride, "stride")
-    _validate.choice(padding, "padding", PADDINGS)
+    if isinstance(padding, bool) or not isinstance(padding, (str, int)) or (isinstance(padding, int) and padding < 0):
+        raise ValueError(f"padding: expected 'valid', 'same' or a number of zeros >= 0, got {padding!r}")
+    if isinstance(padding, str):
+        _validate.choice(padding, "padding", PADDINGS)
     if padding == "same":
         return math.ceil(n / s)
-    if k > n:
-        raise ValueError(f"kernel_size {k} is larger than the input length {n} with 'valid' padding")
-    return (n - k) // s + 1
+    p = 0 if padding == "valid" else padding
+    if k > n + 2 * p:
+        raise ValueError(f"kernel_size {k} is larger than the input length {n} with padding {padding!r}")
+    return (n + 2 * p - k) // s + 1
 
 
 def _pad_amounts(n: int, k: int, s: int, padding: str) -> tuple[int, int]:
@@ -278,7 +284,9 @@ def build_mnist1d_cnn(num_classes: int = 10, *, channels: int = 25, length: int 
     """The small 1-D CNN of the MNIST-1D benchmark (greydanus/mnist1d, "CNN": 94 % test accuracy).
 
     Input (length, 1) -> three Conv1D layers of ``channels`` filters (kernel 5, 3, 3; stride 2;
-    'same' padding; ReLU) -> Flatten -> Dense(num_classes, softmax). About 5,000 parameters.
+    ReLU), each after one zero added at both ends (the published ``padding=1``, as a
+    ``ZeroPadding1D(1)`` layer: Keras's Conv1D has only 'valid' and 'same'), so the length goes
+    40 -> 19 -> 10 -> 5 -> Flatten -> Dense(num_classes, softmax). About 5,000 parameters.
     Compiled with Adam (learning rate 1e-2, as published) and sparse categorical cross-entropy
     (integer labels) unless ``compile=False``. Used by the CNN and shallow-vs-deep chapters.
     """
@@ -289,9 +297,12 @@ def build_mnist1d_cnn(num_classes: int = 10, *, channels: int = 25, length: int 
     num_classes = _validate.positive_int(num_classes, "num_classes")
     model = keras.Sequential([
         keras.Input(shape=(length, 1)),
-        keras.layers.Conv1D(channels, 5, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv1D(channels, 3, strides=2, padding="same", activation="relu"),
-        keras.layers.Conv1D(channels, 3, strides=2, padding="same", activation="relu"),
+        keras.layers.ZeroPadding1D(1),
+        keras.layers.Conv1D(channels, 5, strides=2, activation="relu"),
+        keras.layers.ZeroPadding1D(1),
+        keras.layers.Conv1D(channels, 3, strides=2, activation="relu"),
+        keras.layers.ZeroPadding1D(1),
+        keras.layers.Conv1D(channels, 3, strides=2, activation="relu"),
         keras.layers.Flatten(),
         keras.layers.Dense(num_classes, activation="softmax"),
     ], name="mnist1d_cnn")

@@ -124,6 +124,16 @@ def test_conv_output_length_matches_keras_output_shapes(padding):
                 assert cnn.conv_output_length(n, k, s, padding) == pool.compute_output_shape((None, n, 3, 1))[1]
 
 
+def test_conv_output_length_with_p_zeros_at_each_end():
+    # floor((n + 2p - k) / s) + 1, checked against Keras: ZeroPadding1D(p) then a 'valid' Conv1D
+    import keras
+
+    for n, k, s, p in [(40, 5, 2, 1), (19, 3, 2, 1), (10, 3, 2, 1), (7, 3, 1, 2), (8, 4, 3, 0)]:
+        model = keras.Sequential([keras.Input((n, 1)), keras.layers.ZeroPadding1D(p), keras.layers.Conv1D(1, k, strides=s)])
+        assert cnn.conv_output_length(n, k, s, p) == model.output_shape[1], (n, k, s, p)
+    assert cnn.conv_output_length(5, 2, 1, 0) == cnn.conv_output_length(5, 2, 1, "valid")
+
+
 def test_conv_output_length_rejects_a_kernel_larger_than_the_input():
     with pytest.raises(ValueError, match="kernel_size"):
         cnn.conv_output_length(3, 4)
@@ -231,7 +241,8 @@ def test_numpy_forward_pass_matches_the_keras_model():
 
 def test_build_mnist1d_cnn_is_the_published_model():
     model = cnn.build_mnist1d_cnn()
-    assert [shape for _, shape, _ in cnn.model_layer_shapes(model)] == [(20, 25), (10, 25), (5, 25), (125,), (10,)]
+    shapes = [shape for name, shape, _ in cnn.model_layer_shapes(model) if "padding" not in name]
+    assert shapes == [(19, 25), (10, 25), (5, 25), (125,), (10,)]     # padding=1: 40 -> 19 -> 10 -> 5
     assert model.count_params() == ((5 + 1) * 25 + 2 * (3 * 25 + 1) * 25 + (125 + 1) * 10)
     assert model.optimizer.get_config()["learning_rate"] == pytest.approx(1e-2)
     assert model.loss == "sparse_categorical_crossentropy"
@@ -246,6 +257,7 @@ BAD_ARGUMENTS = [
     (cnn.conv_output_length, (5, 2, 0), {}, "stride"),
     (cnn.conv_output_length, (5, 2.5), {}, "kernel_size"),
     (cnn.conv_output_length, (5, 2), {"padding": "full"}, "padding"),
+    (cnn.conv_output_length, (5, 2), {"padding": -1}, "padding"),
     (cnn.conv2d, (np.zeros((5, 5, 1)), KER), {}, "kernels"),             # mismatched channels
     (cnn.conv2d, (np.zeros((5, 5)), KER[:, :, :1]), {}, "x"),            # grey image without its channel axis
     (cnn.conv2d, (np.zeros((2, 2, 5, 5, 3)), KER), {}, "x"),
