@@ -11,9 +11,20 @@ coordinator waits for every reply. Prints:
 
 - jobs per minute against the number of workers (and the ideal, workers x 60 / seconds);
 - the queue's overhead per job in ms (jobs of 0 s, one worker), next to the local run's (one
-  process per job from multiprocessing's forkserver, as ``dlcourse grade`` without --queue).
+  process per job from multiprocessing's forkserver, as ``dlcourse grade`` without --queue; a
+  queue worker starts that same process, so the queue's cost comes on top of it).
+
+Measured on the 2-core development machine (0.5 s jobs, 40 per run): 1 worker 119 jobs/min
+(ideal 120), 2: 227 (240), 4: 439 (480); overhead per job: local 34.8 ms, queue +3.1 ms.
 """
 from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file is named like the standard library's `queue` (which redis imports): run as a script,
+# its own folder must not stand first on sys.path.
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != Path(__file__).resolve().parent]
 
 import argparse
 import os
@@ -21,11 +32,9 @@ import secrets
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import uuid
-from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -124,8 +133,9 @@ def main() -> None:
         run(url, r, 5, 0)
         queue = run(url, r, args.overhead_jobs, 0) / args.overhead_jobs
         local = local_overhead(min(args.overhead_jobs, 50))
-        print(f"\noverhead per job: queue {queue * 1000:.1f} ms (publish, deliver, ack, reply; one worker, 0 s jobs)")
-        print(f"                  local {local * 1000:.1f} ms (a process from the forkserver, started and joined)")
+        print(f"\noverhead per job: local {local * 1000:.1f} ms (a grading process from the forkserver, started and joined)")
+        print(f"                  queue +{queue * 1000:.1f} ms (publish, deliver, ack, reply; one worker, 0 s jobs;"
+              " its worker then starts the same grading process)")
         print("(a real submission takes 5-10 CPU-seconds: both are well under 1% of it)")
     finally:
         for p in procs:
