@@ -6,6 +6,7 @@ set -euo pipefail
 # Debian package -> a command it provides, or a file (a glob) it installs, checked to decide
 # whether to install it. PostgreSQL's server programs are not on PATH; the tests run initdb.
 declare -A PACKAGES=(
+  [redis-server]=redis-server
   [bubblewrap]=bwrap
   [postgresql]='/usr/lib/postgresql/*/bin/initdb'
   [chromium]=chromium

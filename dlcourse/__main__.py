@@ -1,6 +1,8 @@
 """The ``dlcourse`` command.
 
     dlcourse grade ASSIGNMENT --submissions DIR --out DIR [--jobs N]    grade a whole class
+    dlcourse grade ASSIGNMENT ... --queue redis://:PASSWORD@HOST:PORT/0  the same, graded by workers
+    dlcourse worker --queue URL --work DIR                               grade jobs from the queue
     dlcourse release [ASSIGNMENT ...]                                    regenerate exercises/
 """
 from __future__ import annotations
@@ -59,6 +61,46 @@ def _grade_parser(sub) -> None:
                    help="memory per submission in GiB (default: %(default)s)")
     p.add_argument("--processes", type=_positive(int), default=d.processes,
                    help="processes and threads per submission (default: %(default)s)")
+    p.add_argument("--queue", metavar="URL",
+                   help="grade on other machines: put one job per submission on this Redis queue "
+                        "(redis://:PASSWORD@HOST:PORT/DB) for `dlcourse worker`s; --jobs is then unused")
+    p.add_argument("--job-timeout", type=_positive(float), default=None,
+                   help="with --queue: seconds a worker may hold a job without answering before its row says "
+                        "it timed out (default: the notebook limits' worst case plus a minute)")
+
+
+def _worker_parser(sub) -> None:
+    p = sub.add_parser("worker", help="grade jobs from a `dlcourse grade --queue` run, one at a time, sandboxed",
+                       description="Take grading jobs from the queue one at a time and grade each in a bubblewrap "
+                                   "sandbox, as `dlcourse grade` does locally. Run one per grading machine (or "
+                                   "several, each with its own --work folder). Stop it with Ctrl-C (a job it "
+                                   "holds goes back on the queue).")
+    p.add_argument("--queue", required=True, metavar="URL", help="redis://:PASSWORD@HOST:PORT/DB")
+    p.add_argument("--work", required=True, type=Path,
+                   help="this worker's own folder (the assignment's files, the job being graded)")
+    p.add_argument("--name", help="this worker's name in logs and results (default: host-pid)")
+    p.add_argument("--visibility-timeout", type=_positive(float), default=None,
+                   help="seconds before a job held by a lost worker is given to another (default: 3600; "
+                        "keep it above the longest job)")
+    p.add_argument("--restore-interval", type=_positive(float), default=10,
+                   help="seconds between this worker's looks for jobs of lost workers (default: %(default)s)")
+    p.add_argument("--no-sandbox", action="store_true",
+                   help="grade WITHOUT bubblewrap when the coordinator asked for --no-sandbox (only for code you trust)")
+    p.add_argument("--loglevel", default="INFO")
+
+
+def worker_command(args) -> int:
+    from dlcourse.grading import jobqueue
+    from dlcourse.grading.sandbox import SandboxUnavailable
+
+    try:
+        jobqueue.run_worker(args.queue, args.work, name=args.name, use_sandbox=not args.no_sandbox,
+                            visibility_timeout=args.visibility_timeout or jobqueue.VISIBILITY_TIMEOUT,
+                            restore_interval=args.restore_interval, loglevel=args.loglevel)
+    except SandboxUnavailable as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def grade_command(args) -> int:
@@ -72,7 +114,8 @@ def grade_command(args) -> int:
     opts = runner.Options(assignment=args.assignment, submissions=args.submissions, out=args.out, jobs=args.jobs,
                           course=args.course, db_url=args.db_url, use_sandbox=not args.no_sandbox,
                           show_hidden=args.show_hidden_tests, limits=limits, force=args.force,
-                          quiet=args.quiet, feedback=not args.no_feedback)
+                          quiet=args.quiet, feedback=not args.no_feedback, queue=args.queue,
+                          job_timeout=args.job_timeout)
     if args.no_sandbox:
         print("warning: --no-sandbox: student code runs with your permissions, with no isolation", file=sys.stderr)
     try:
@@ -99,11 +142,14 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="dlcourse", description="Tools for the Deep Learning Models course.")
     sub = parser.add_subparsers(dest="command", required=True)
     _grade_parser(sub)
+    _worker_parser(sub)
     rel = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     rel.add_argument("assignments", nargs="*")
     args = parser.parse_args(argv)
     if args.command == "grade":
         return grade_command(args)
+    if args.command == "worker":
+        return worker_command(args)
     from dlcourse import release
     return release.main(args.assignments)
 

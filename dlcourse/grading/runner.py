@@ -59,6 +59,8 @@ class Options:
     quiet: bool = False
     feedback: bool = True
     max_reruns: int = MAX_RERUNS
+    queue: str | None = None            # a Redis URL: graded by `dlcourse worker`s (see jobqueue)
+    job_timeout: float | None = None    # with queue: seconds a worker may hold a job without answering
 
 
 @dataclass
@@ -220,7 +222,7 @@ def grade(opts: Options) -> Outcome:
     opts.course = opts.course.resolve()
     opts.out = opts.out.resolve()
     opts.submissions = opts.submissions.resolve()
-    if opts.use_sandbox:
+    if opts.use_sandbox and not opts.queue:     # with a queue, each worker checks its own
         sandbox.check_sandbox()
     jobs = opts.jobs or os.cpu_count() or 1
     settings = course_settings(opts.course)
@@ -314,7 +316,11 @@ def grade(opts: Options) -> Outcome:
                 gbm.merge(gb, opts.assignment, sid, None)
             elif st.get("reused"):
                 _merge_result(gb, opts, sid, st["result"])
-        graded = _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, gb, db_url)
+        if opts.queue:
+            from .jobqueue import run_queued
+            graded = run_queued(opts, tmpl, settings, pending, copies, state, progress, gb, db_url)
+        else:
+            graded = _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, gb, db_url)
 
     rows = _finish(opts, settings, db_url, tmpl, students, state)
     return Outcome(rows=rows["rows"], summary=rows["summary"], csv=opts.out / "grades.csv",

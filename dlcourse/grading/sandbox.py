@@ -190,7 +190,18 @@ def sandbox_env(scratch: Path, threads: int) -> dict[str, str]:
         "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
         "TF_NUM_INTRAOP_THREADS": str(threads), "TF_NUM_INTEROP_THREADS": "1",
         "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+        **_package_pythonpath(),
     }
+
+
+def _package_pythonpath() -> dict[str, str]:
+    """PYTHONPATH for the kernel when the grader itself found ``dlcourse`` through PYTHONPATH (a
+    developer's git worktree over an editable install of another checkout): the folder that holds
+    the package, of which the sandbox sees only the package itself (bound read-only)."""
+    import dlcourse
+    parent = str(Path(dlcourse.__file__).resolve().parent.parent)
+    entries = [str(Path(e).resolve()) for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e]
+    return {"PYTHONPATH": parent} if parent in entries else {}
 
 
 def make_scratch(root: Path, uid: int | None) -> Path:
