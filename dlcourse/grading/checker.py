@@ -389,6 +389,7 @@ class Checker:
         self.given: frozenset[str] = frozenset()
         self._before: dict[str, int] | None = None
         self._cell = ""
+        self._used = False
         shell.events.register("pre_run_cell", self._pre)
         shell.events.register("post_run_cell", self._post)
 
@@ -396,10 +397,14 @@ class Checker:
         """A fresh namespace and settings for the next notebook: ``interface`` (names the answer
         cells define), ``given`` (hashes of the locked data cells), ``socket``, ``timeout``."""
         import sys as _sys
-        keras = _sys.modules.get("keras")
-        self.shell.reset(new_session=False, aggressive=False)
-        if keras is not None:
-            keras.backend.clear_session()
+        if self._used:
+            # Only a checker that ran a notebook needs this (each full collection of garbage
+            # costs most of a CPU-second in a process that has imported TensorFlow).
+            keras = _sys.modules.get("keras")
+            self.shell.reset(new_session=False, aggressive=False)
+            if keras is not None:
+                keras.backend.clear_session()
+        self._used = True
         self.interface = frozenset(config.get("interface", ()))
         self.given = frozenset(config.get("given", ()))
         if self.channel is None or self.channel.path != config["socket"]:
@@ -463,17 +468,24 @@ def main(connection_file: str, log_path: str | None = None, privileges: dict | N
 
 # Imported by the grading process before it forks workers, so that a checker forked from a worker
 # starts without importing these again (see worker.start_checker).
-PRELOAD = ("numpy", "keras", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "dlcourse",
-           "dlcourse.checks", "dlcourse.data", "scipy.special", "sklearn.decomposition")
+PRELOAD = ("numpy", "keras", "IPython", "ipykernel.kernelapp", "ipykernel.ipkernel", "ipykernel.zmqshell",
+           "IPython.core.magics", "dlcourse", "dlcourse.checks", "dlcourse.data", "dlcourse.grading.wire",
+           "scipy.special", "sklearn.decomposition", "sklearn.datasets")
 
 
 def preload() -> None:
+    """Import what the checker needs, then freeze the garbage collector's view of it: the
+    objects imported so far are never scanned again by a collection (IPython and Keras collect
+    garbage when a kernel starts or resets), in the process that preloads or any fork of it."""
+    import gc
     import importlib
     for name in PRELOAD:
         try:
             importlib.import_module(name)
         except Exception:  # noqa: BLE001 - a checker cell that needs it will say why
             pass
+    gc.collect()
+    gc.freeze()
 
 
 if __name__ == "__main__":

@@ -125,6 +125,12 @@ def main(argv=None) -> None:
     preload(config.get("preload", []))
     from ipykernel.kernelapp import IPKernelApp
 
+    # What was imported (TensorFlow: over a million objects) is never scanned by the garbage
+    # collector again: each full collection would cost most of a CPU-second of the notebook's time.
+    import gc
+    gc.collect()
+    gc.freeze()
+
     app = IPKernelApp.instance()
     app.initialize(sys.argv[1:] if argv is None else argv)
     app.start()
