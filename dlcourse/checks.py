@@ -148,3 +148,31 @@ def call(function, *args, what: str, hint: str | None = None, **kwargs):
         if hint:
             message += f"\nHint: {hint}"
         raise AssertionError(message) from exc
+
+
+def check_unchanged(function, *args, what: str, hint: str | None = None, **kwargs):
+    """Call the student's ``function`` (as :func:`call` does) and fail if it changed any of its
+    array arguments in place; return its result.
+
+    While grading, the student's function runs in another process on copies of the arguments, so
+    the test's own arrays never change: the grader's proxy reports which arguments the call
+    changed instead (``call_reporting_changes``). The verdict is the same in both places."""
+    reporting = getattr(function, "call_reporting_changes", None)
+    if reporting is not None:
+        try:
+            result, changed = reporting(*args, **kwargs)
+        except AssertionError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any crash is the student's to see
+            message = f"{what}: raised {type(exc).__name__}: {exc}"
+            raise AssertionError(message + (f"\nHint: {hint}" if hint else "")) from exc
+    else:
+        before = {i: np.array(a, copy=True) for i, a in enumerate(args) if isinstance(a, np.ndarray)}
+        before.update({k: np.array(v, copy=True) for k, v in kwargs.items() if isinstance(v, np.ndarray)})
+        result = call(function, *args, what=what, hint=hint, **kwargs)
+        changed = [k for k, old in before.items()
+                   if not np.array_equal(args[k] if isinstance(k, int) else kwargs[k], old, equal_nan=True)]
+    if changed:
+        names = ", ".join(f"argument {k + 1}" if isinstance(k, int) else k for k in changed)
+        _fail(f"{what}: the arrays passed to it", "unchanged after the call", f"{names} changed in place", hint)
+    return result

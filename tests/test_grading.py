@@ -372,6 +372,17 @@ def test_each_sandbox_gets_its_share_of_the_cores_and_no_more(tmp_path):
     assert not list(Path("/sys/fs/cgroup").glob(f"*/dlcourse-{os.getpid()}-*")), "control groups left behind"
 
 
+def test_what_the_kernel_writes_to_its_own_log_is_bounded_where_it_is_written(tmp_path):
+    """os.write to file descriptors 1 and 2 bypasses the notebook's output cap: it goes to the
+    kernel's log, outside the scratch folder, which keeps at most execute.LOG_CAP bytes."""
+    from dlcourse.grading import execute
+    cell = "import os, sys\nfor _ in range(40):\n    os.write(1, b'x' * 2**18)\n    os.write(2, b'y' * 2**18)\n    sys.__stderr__.write('z' * 2**18)"
+    nb, record = run_guarded(tmp_path, [cell], cell_timeout=30)
+    log = tmp_path / "kernel-t.log"
+    assert log.exists() and log.stat().st_size <= execute.LOG_CAP + 200, log.stat().st_size
+    assert b"log truncated" in log.read_bytes()[-200:]
+
+
 # --- intake, without a kernel -----------------------------------------------------------------
 def test_rebuilt_notebook_is_the_same_every_time():
     """Cells a student added get ids from their position, not random ones: the rebuilt notebook

@@ -196,25 +196,45 @@ def test_student_errors_come_back_under_their_own_name(tmp_path):
     pair.cell(cell)
 
 
-def test_in_place_changes_of_array_and_generator_arguments_come_back(tmp_path):
+def test_generators_advance_but_the_tests_arrays_never_change(tmp_path):
+    """A call's changes to a random generator argument come back (a test passes one generator to
+    many calls); its changes to an array argument never do (a student's function could rewrite the
+    test's inputs, and with them an expected value computed after the call), but are reported to
+    dlcourse.checks.check_unchanged."""
+    from dlcourse.checks import check_unchanged
+
     def relu_in_place(z):
         np.maximum(z, 0, out=z)
         return z
 
+    def zero_the_inputs(image, kernel):
+        image[...] = 0
+        kernel[...] = 0
+        return np.zeros(2)
+
     def draw(rng):
         return rng.random()
 
-    pair = Pair(tmp_path, {"relu_in_place": relu_in_place, "draw": draw})
+    pair = Pair(tmp_path, {"relu_in_place": relu_in_place, "zero_the_inputs": zero_the_inputs, "draw": draw})
 
     def cell(ch):
+        image, kernel = np.ones(3), np.ones(2)
+        ch.get("zero_the_inputs")(image, kernel)
+        assert image.sum() == 3 and kernel.sum() == 2, "the test's own arrays must not change"
         z = np.array([-1.0, 2.0])
-        ch.get("relu_in_place")(z)
-        assert np.array_equal(z, [0.0, 2.0]), "a test that checks the input is unchanged must see the change"
+        with pytest.raises(AssertionError, match="argument 1 changed in place"):
+            check_unchanged(ch.get("relu_in_place"), z, what="relu(z)")
+        assert np.array_equal(z, [-1.0, 2.0])
         rng = np.random.default_rng(0)
         first, second = ch.get("draw")(rng), ch.get("draw")(rng)
         reference = np.random.default_rng(0)
         assert (first, second) == (reference.random(), reference.random()), "the generator must advance"
     pair.cell(cell)
+
+    # The same verdict in the student's own kernel (Validate), where the call is direct.
+    with pytest.raises(AssertionError, match="argument 1 changed in place"):
+        check_unchanged(relu_in_place, np.array([-1.0, 2.0]), what="relu(z)")
+    assert np.array_equal(check_unchanged(np.maximum, np.array([-1.0]), 0, what="max"), [0.0])
 
 
 def test_what_is_not_plain_data_is_a_clear_failure(tmp_path):

@@ -35,6 +35,8 @@ import sys
 import time
 import types
 
+import numpy as np
+
 from . import wire
 from .kernel import code_hash as cell_hash
 
@@ -81,6 +83,11 @@ class StudentFunction:
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
         return self._channel.call(self._name, args, kwargs)
+
+    def call_reporting_changes(self, *args, **kwargs):
+        """(result, the arguments the call changed in place): see ``dlcourse.checks.check_unchanged``."""
+        __tracebackhide__ = True  # noqa: F841
+        return self._channel.call(self._name, args, kwargs, report_changes=True)
 
     def __repr__(self):
         return f"<the student's function {self._name}>"
@@ -145,7 +152,7 @@ class Channel:
                 conn, _ = self.listener.accept()
             except (socket.timeout, OSError):
                 continue
-            conn.settimeout(min(left, 10))
+            conn.settimeout(min(left, 2))    # the agent says hello at once; a silent connection is not it
             try:
                 header, _ = wire.recv(conn)
             except (EOFError, OSError, wire.BadMessage):
@@ -207,7 +214,12 @@ class Channel:
         self.cache[name] = value
         return value
 
-    def call(self, name: str, args: tuple, kwargs: dict):
+    def call(self, name: str, args: tuple, kwargs: dict, report_changes: bool = False):
+        """Call the student's function on copies of the arguments. What the call did to a random
+        generator argument (its state) comes back into the test's generator; what it did to an
+        array argument never does (a student's function could otherwise rewrite the test's own
+        inputs, and with them an expected value computed from them after the call): with
+        ``report_changes`` the positions of the changed arguments are returned with the result."""
         __tracebackhide__ = True  # noqa: F841
         out: list = []
         try:
@@ -218,16 +230,21 @@ class Channel:
         self.calls += 1
         reply, buffers = self.request(header, out)
         changed = reply.get("changed") or {}
+        changed_keys: list = []
         if isinstance(changed, dict):
             for key, tree in changed.items():
-                try:
-                    new = wire.decode(tree, buffers)
-                except (wire.BadMessage, wire.NotPlainData):
-                    continue
                 if isinstance(key, str) and key.isdigit() and int(key) < len(args):
-                    wire.sync_back(args[int(key)], new)
-                elif key in kwargs:
-                    wire.sync_back(kwargs[key], new)
+                    original, position = args[int(key)], int(key)
+                elif isinstance(key, str) and key in kwargs:
+                    original, position = kwargs[key], key
+                else:
+                    continue
+                changed_keys.append(position)
+                if type(original) is np.random.Generator:
+                    try:
+                        wire.sync_back(original, wire.decode(tree, buffers))
+                    except (wire.BadMessage, wire.NotPlainData):
+                        continue
         if "raised" in reply:
             raise _student_error(reply["raised"])
         if reply.get("missing"):
@@ -237,7 +254,8 @@ class Channel:
                                    "check: return numbers, strings, lists, tuples, dicts, NumPy arrays or Keras models")
         if "value" not in reply:
             raise UncheckableValue(f"the notebook's kernel gave no result for {name}")
-        return self._decode(reply["value"], buffers, f"the result of {name}")
+        result = self._decode(reply["value"], buffers, f"the result of {name}")
+        return (result, changed_keys) if report_changes else result
 
     def _decode(self, tree, buffers, what: str):
         try:

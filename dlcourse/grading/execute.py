@@ -23,6 +23,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from queue import Empty
@@ -119,9 +120,12 @@ class SandboxedKernelManager(AsyncKernelManager):
                     target.write_bytes(item.read_bytes())
                     if uid is not None:
                         os.chown(target, uid, uid)
-        log = open(self.log_path, "ab")
-        kw["stdout"] = log
-        kw["stderr"] = log
+        # The kernel's own stdout and stderr (what its code writes to file descriptors 1 and 2
+        # directly, and the kernel's start-up messages) go through a pipe to a log of bounded size:
+        # the bound holds where the bytes are written, whatever the student's code does.
+        log = BoundedLog(self.log_path, LOG_CAP)
+        kw["stdout"] = log.writer
+        kw["stderr"] = log.writer
         kw["cwd"] = str(scratch / "work") if not self.use_sandbox else str(scratch)
         env = dict(kw.get("env") or os.environ)
         if not self.use_sandbox:
@@ -222,6 +226,51 @@ class KernelStopped(Exception):
     pass
 
 
+LOG_CAP = 1 * 2**20      # bytes of a kernel's log kept (the rest is counted, not written)
+
+
+class BoundedLog:
+    """A pipe whose reader (a thread of this process) appends at most ``cap`` bytes to ``path``
+    and drops the rest, with a last line that says how much was dropped. The writer end goes to
+    the child process; this process closes its copy once the child has it."""
+
+    def __init__(self, path: str, cap: int, start: bool = True):
+        read_fd, write_fd = os.pipe()
+        os.set_inheritable(write_fd, True)
+        self.writer = open(write_fd, "wb", buffering=0)
+        self._thread = threading.Thread(target=self._pump, args=(read_fd, path, cap), daemon=True)
+        if start:
+            self.start()
+
+    def start(self) -> None:
+        """Start reading (after a fork, so that the child is forked from a process of one thread)."""
+        self._thread.start()
+
+    @staticmethod
+    def _pump(read_fd: int, path: str, cap: int) -> None:
+        written = dropped = 0
+        with open(path, "ab") as out:
+            while True:
+                try:
+                    chunk = os.read(read_fd, 65536)
+                except OSError:
+                    break
+                if not chunk:
+                    break
+                keep = chunk[:max(0, cap - written)]
+                if keep:
+                    out.write(keep)
+                    out.flush()
+                    written += len(keep)
+                dropped += len(chunk) - len(keep)
+            if dropped:
+                out.write(f"\n[log truncated: {dropped} more bytes were not kept]\n".encode())
+        os.close(read_fd)
+
+    def close(self) -> None:
+        self.writer.close()
+
+
 class CheckerClient(AsyncKernelClient):
     """A client of the checker kernel, which knows whether the checker lives by its process id (a
     heartbeat missed on a busy machine would count it as dead)."""
@@ -295,21 +344,26 @@ class CheckerProcess:
         privileges = privileges or {}
         fname = cls._prepare(folder, privileges.get("uid"), student_uid)
         env = _checker_env(folder, privileges.get("threads", 1))
+        bounded = BoundedLog(str(log), LOG_CAP, start=False)
         pid = os.fork()
         if pid == 0:
             code = 1
             try:
+                os.dup2(bounded.writer.fileno(), 1)
+                os.dup2(bounded.writer.fileno(), 2)
                 os.environ.clear()
                 os.environ.update(env)
                 os.chdir(folder / "home")
                 from . import checker
-                checker.main(fname, str(log), privileges)
+                checker.main(fname, None, privileges)
                 code = 0
             except BaseException:  # noqa: BLE001 - the child must never return into the worker
                 import traceback
                 traceback.print_exc()
             finally:
                 os._exit(code)
+        bounded.start()
+        bounded.close()
         return cls(pid, folder, fname)
 
     @classmethod
@@ -467,18 +521,43 @@ class GuardedExecute(Execute):
         serve_id = student_kc.execute(
             f"__import__('dlcourse.grading.agent', fromlist=['serve']).serve({self._checker_socket!r})",
             silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+        # What the student's code prints or displays while the tests call it is read and dropped
+        # as it comes: unread, it would pile up in this process's memory.
+        drain = asyncio.ensure_future(self._drain(student_kc))
         self.km, self.kc = self._checker_km, self._checker_kc
         try:
             result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
         finally:
             self.km, self.kc = student_km, student_kc
-            await self._finish_student(serve_id)
+            try:
+                await self._finish_student(serve_id)
+            finally:
+                drain.cancel()
+        if self._entry.get("timed_out") and await self._run_quiet(self._checker_kc, "pass", 10) is None:
+            # The checker did not come back from the interrupt (stuck in a library call on data the
+            # student's code handed over): stop it; the worker starts a new one, grades the
+            # student's cell before as unanswered and runs again.
+            try:
+                os.kill(self._checker_km.pid, signal.SIGKILL)
+            except OSError:
+                pass
+            self._kill_reason = self._kill_reason or (
+                f"a test ran for more than {self._limits.cell_timeout} s on what the notebook's code handed over, "
+                "and the grader's checker had to be stopped")
         if any(o.get("output_type") == "error" and NO_ANSWER in str(o.get("evalue", "")) for o in cell.outputs):
             # The student's code stopped its kernel from answering (an input transformer that
             # rewrites the grader's request, say): every later test would wait for it in vain.
             # Stop here; the worker grades the cell before as unanswered and runs again.
             self._kill_reason = self._kill_reason or NO_ANSWER
         return result
+
+    @staticmethod
+    async def _drain(client) -> None:
+        while True:
+            try:
+                await client.get_iopub_msg(timeout=1)
+            except Empty:
+                pass
 
     async def _student_quiet(self, code: str) -> None:
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
@@ -581,6 +660,9 @@ class GuardedExecute(Execute):
         if entry is not None:
             entry["timed_out"] = (f"it ran for more than {timeout} s, the time limit per cell, "
                                   "and was interrupted")
+        if isinstance(self.km, CheckerHandle):
+            # A locked cell in the checker: the interrupt goes to the checker (see _checker_cell).
+            return await super()._async_handle_timeout(timeout, cell)
         if self._timed_out_before is not None:
             # Two cells in a row out of time: the interrupt did not stop the first one (its code
             # catches KeyboardInterrupt, say), and every later cell would wait behind it.

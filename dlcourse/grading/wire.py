@@ -319,6 +319,69 @@ def check_model_config(config) -> None:
         stack.extend((v, depth + 1) for v in node.values())
 
 
+MAX_PARAMETERS = 64 * 2**20     # weights of one model the checker builds (256 MiB of float32)
+
+
+def _layer_sizes(config) -> list[int]:
+    """For each layer of a model configuration, an upper bound on its number of weights, from its
+    configuration alone (before Keras allocates them): the product of its input's known sizes and
+    its own size (units, filters, output_dim, input_dim, kernel size), plus the square of its own
+    size (recurrent weights)."""
+    bounds = []
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+            inner = node.get("config")
+            if "class_name" in node and isinstance(inner, dict):
+                size = 1
+                for key in ("units", "filters", "output_dim", "input_dim", "depth_multiplier", "num_heads", "key_dim"):
+                    if isinstance(inner.get(key), int) and inner[key] > 0:
+                        size *= inner[key]
+                kernel = inner.get("kernel_size")
+                for k in (kernel if isinstance(kernel, list) else [kernel] if isinstance(kernel, int) else []):
+                    if isinstance(k, int) and k > 0:
+                        size *= k
+                inputs = 1
+                shape = (node.get("build_config") or {}).get("input_shape") if isinstance(node.get("build_config"), dict) else None
+                shape = shape or inner.get("batch_shape")
+                if isinstance(shape, list):
+                    for dim in shape:
+                        if isinstance(dim, int) and dim > 0:
+                            inputs *= dim
+                bounds.append(inputs * size + 4 * size * size)
+    return bounds
+
+
+def _check_sizes(config, received: int) -> None:
+    total = sum(_layer_sizes(config))
+    if received > MAX_PARAMETERS or total > 2 * MAX_PARAMETERS:
+        raise BadMessage(f"a model of about {max(received, total):,} weights (at most {MAX_PARAMETERS:,} can be checked)")
+
+
+_ZEROS = {"module": "keras.initializers", "class_name": "Zeros", "config": {}, "registered_name": None}
+
+
+def _zero_initializers(config) -> None:
+    """Every initializer becomes Zeros before the model is built: the weights are set from the
+    message right after, and an initializer's own work (an orthogonal matrix of a huge layer, say)
+    would be the sender's choice of how much of the checker's time to spend."""
+    stack = [config]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, list):
+            stack.extend(node)
+        elif isinstance(node, dict):
+            for key, value in list(node.items()):
+                if key.endswith("_initializer") and value is not None:
+                    node[key] = dict(_ZEROS)
+                else:
+                    stack.append(value)
+
+
 def encode_model(model, buffers: list) -> dict:
     import keras
 
@@ -342,11 +405,13 @@ def decode_model(tree: dict, buffers: list):
     text = _str(tree["config"], MAX_CONFIG)
     config = json.loads(text)
     check_model_config(config)
+    weights = [_decode_array(w, buffers, scalar=False) for w in tree["weights"]]
+    _check_sizes(config, sum(w.size for w in weights))
+    _zero_initializers(config)
     compile_config = None
     if tree.get("compile") is not None:
         compile_config = json.loads(_str(tree["compile"], MAX_CONFIG))
         check_model_config(compile_config)
-    weights = [_decode_array(w, buffers, scalar=False) for w in tree["weights"]]
     try:
         model = keras.saving.deserialize_keras_object(config, safe_mode=True)
         if not isinstance(model, keras.Model):

@@ -925,11 +925,35 @@ attack("e_compile_custom_loss", "e", "compile configs with custom, builtins and 
                         '{"code": "x"}}]}')),
 
 attack("e_vocabulary_reads_grader_file", "e",
-       "a StringLookup whose vocabulary is a path: the checker (outside the sandbox) reads a grader-side file, "
-       "and the error message that quotes its repeated lines goes to the student's feedback",
+       "a StringLookup whose vocabulary is a path: the checker (outside the sandbox) would read a grader-side file "
+       "(Keras's safe mode refuses; outside safe mode the error quoting its repeated lines reaches the feedback)",
        "part4_answer", crafted_model(
            '{"module": "keras.layers", "class_name": "StringLookup", "config": {"vocabulary": "@SECRET@"}, '
            '"registered_name": None}'), secret=True),
+
+attack("e_vocabulary_in_compile_config", "e",
+       "the same vocabulary-file read hidden in the compile configuration (a metric, the loss, the optimizer's "
+       "learning rate) of an otherwise valid model: the checker rebuilds it with compile_from_config",
+       "part4_answer", r'''
+import json as _json, itertools as _it
+import dlcourse.grading.wire as _wire
+def build_model(input_shape, num_classes):
+    model = keras.Sequential([keras.Input(shape=(4,)), keras.layers.Dense(1)])
+    model.compile(optimizer="adam", loss="mse")
+    return model
+_LOOKUP = {"module": "keras.layers", "class_name": "StringLookup", "config": {"name": "s", "vocabulary": "@SECRET@"},
+           "registered_name": None}
+_COMPILES = [{"optimizer": "adam", "loss": "mse", "metrics": [_LOOKUP]}, {"optimizer": "adam", "loss": _LOOKUP},
+             {"optimizer": {"module": "keras.optimizers", "class_name": "Adam", "config": {"learning_rate": _LOOKUP},
+                            "registered_name": None}, "loss": "mse"}]
+_counter = _it.count()
+_real_encode_model = _wire.encode_model
+def _crafted(model, buffers):
+    tree = _real_encode_model(model, buffers)
+    tree["compile"] = _json.dumps(_COMPILES[next(_counter) % len(_COMPILES)])
+    return tree
+_wire.encode_model = _crafted
+''', secret=True)
 
 attack("e_vocabulary_dev_zero", "e", "a StringLookup layer whose vocabulary file is /dev/zero (endless, no "
        "newline): the checker reads until it runs out of memory", "part4_answer", crafted_model(
