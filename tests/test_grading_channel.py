@@ -226,6 +226,8 @@ def test_generators_advance_but_the_tests_arrays_never_change(tmp_path):
             check_unchanged(ch.get("relu_in_place"), z, what="relu(z)")
         assert np.array_equal(z, [-1.0, 2.0])
         rng = np.random.default_rng(0)
+        check_unchanged(ch.get("draw"), rng, what="draw(rng)")      # a generator is meant to advance
+        rng = np.random.default_rng(0)
         first, second = ch.get("draw")(rng), ch.get("draw")(rng)
         reference = np.random.default_rng(0)
         assert (first, second) == (reference.random(), reference.random()), "the generator must advance"

@@ -239,8 +239,9 @@ class Channel:
                     original, position = kwargs[key], key
                 else:
                     continue
-                changed_keys.append(position)
-                if type(original) is np.random.Generator:
+                if type(original) is np.ndarray:
+                    changed_keys.append(position)
+                elif type(original) is np.random.Generator:
                     try:
                         wire.sync_back(original, wire.decode(tree, buffers))
                     except (wire.BadMessage, wire.NotPlainData):
