@@ -51,11 +51,11 @@ def _blocks(source: str, begin: str, end: str) -> list[str]:
 
 
 def _secret_lines(name: str, root) -> set[str]:
-    """Distinctive lines of an assignment's solutions and hidden tests that the student notebook
-    does not contain (nor any chapter, which may teach the same code)."""
+    """Distinctive lines of an assignment's solutions and hidden tests that no student notebook
+    contains (a line such as ``import builtins as _builtins`` may be hidden in one assignment and
+    visible in another), nor any chapter (which may teach the same code)."""
     solution = json.loads((root / "solutions" / name / f"{name}.ipynb").read_text())
-    released_path = root / "exercises" / name / f"{name}.ipynb"
-    released = released_path.read_text() if released_path.exists() else ""
+    released = "".join(p.read_text() for p in sorted((root / "exercises").glob("*/*.ipynb")))
     public = released + "".join(p.read_text() for p in (root / "book").glob("*.md"))
     lines = set()
     for cell in solution["cells"]:
