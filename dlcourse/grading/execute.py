@@ -367,14 +367,17 @@ class CheckerProcess:
         return cls(pid, folder, fname)
 
     @classmethod
-    def spawn(cls, folder: Path, privileges: dict | None = None) -> "CheckerProcess":
+    def spawn(cls, folder: Path, privileges: dict | None = None, log: Path | None = None) -> "CheckerProcess":
         privileges = privileges or {}
         folder = folder / "checker"
         fname = cls._prepare(folder, privileges.get("uid"), None)
-        arg = json.dumps({"connection_file": fname, "log": str(folder / "checker.log"), "privileges": privileges})
+        bounded = BoundedLog(str(log or folder / "checker.log"), LOG_CAP)
+        arg = json.dumps({"connection_file": fname, "log": None, "privileges": privileges})
         popen = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.checker", arg], cwd=str(folder / "home"),
                                  env={**os.environ, **_checker_env(folder, privileges.get("threads", 1))},
-                                 stdin=subprocess.DEVNULL, start_new_session=True)
+                                 stdin=subprocess.DEVNULL, stdout=bounded.writer, stderr=bounded.writer,
+                                 start_new_session=True)
+        bounded.close()
         return cls(popen.pid, folder, fname, popen)
 
     def alive(self) -> bool:
@@ -398,12 +401,11 @@ class CheckerProcess:
         except OSError:
             pass
         try:
+            _, status, usage = os.wait4(self.pid, 0)
+            self.cpu_seconds = usage.ru_utime + usage.ru_stime
             if self.popen is not None:
-                self.popen.wait(timeout=10)
-            else:
-                _, _, usage = os.wait4(self.pid, 0)
-                self.cpu_seconds = usage.ru_utime + usage.ru_stime
-        except (ChildProcessError, subprocess.TimeoutExpired, OSError):
+                self.popen.returncode = os.waitstatus_to_exitcode(status)
+        except (ChildProcessError, OSError):
             pass
 
 

@@ -186,7 +186,7 @@ def start_checker(job: Job, *, fork: bool = True) -> execute.CheckerProcess:
     privileges = {"uid": None, "threads": job.threads, "limits": limits}
     if fork:
         return execute.CheckerProcess.fork(folder, Path(job.work) / "checker.log", privileges, job.uid)
-    return execute.CheckerProcess.spawn(folder, privileges)
+    return execute.CheckerProcess.spawn(folder, privileges, Path(job.work) / "checker.log")
 
 
 def _off_limits_used(path: Path) -> list[str]:
@@ -240,11 +240,13 @@ def grade(job: Job) -> Result:
         while True:
             runs += 1
             if runs > 1:
-                # A fresh checker for every run (a fork costs about 0.1 s): nothing of a run that
-                # was stopped (a checker stuck on what the student's code handed over) carries on.
+                # A fresh checker for every run: nothing of a run that was stopped (a checker stuck
+                # on what the student's code handed over) carries on. Started as a new process, not
+                # forked: after the first run this process has threads (nbclient's, the logs'), and
+                # a fork of it was seen to hang before the checker started.
                 checker.stop()
                 checker_seconds += checker.cpu_seconds
-                checker = start_checker(job, fork=True)
+                checker = start_checker(job, fork=False)
             for nb_name in job.notebooks:
                 log = work / f"kernel-{nb_name}.log"
                 offsets[nb_name] = log.stat().st_size if log.exists() else 0
