@@ -1,7 +1,7 @@
 """How the grading queue scales, with cheap simulated jobs (real notebooks take 5-10 CPU-seconds
 each, too many for this 2-core machine to show more than two workers).
 
-    python benchmarks/queue.py [--jobs 40] [--seconds 0.5] [--workers 1 2 4]
+    python benchmarks/grading_queue.py [--jobs 40] [--seconds 0.5] [--workers 1 2 4]
 
 Starts a redis-server on loopback (a password, a free port, a temporary folder) and N worker
 processes with the grading queue's own Celery settings (:func:`dlcourse.grading.jobqueue.make_app`:
