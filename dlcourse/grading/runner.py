@@ -225,6 +225,12 @@ def grade(opts: Options) -> Outcome:
     if opts.use_sandbox and not opts.queue:     # with a queue, each worker checks its own
         sandbox.check_sandbox()
     jobs = opts.jobs or os.cpu_count() or 1
+    if not opts.queue:
+        # The forkserver imports nbgrader and TensorFlow (seconds): start it now, so that it does
+        # so while the assignment is released and the submissions are read.
+        import multiprocessing.forkserver
+        _context()
+        multiprocessing.forkserver.ensure_running()
     settings = course_settings(opts.course)
     db_url = opts.db_url or settings["db_url"]
     if db_url.startswith(("postgresql://", "postgres://")):
