@@ -461,18 +461,14 @@ class Checker:
             self.channel.end_cell()
 
 
-def main(connection_file: str, log_path: str | None = None, privileges: dict | None = None) -> None:
+def main(connection_file: str, privileges: dict | None = None) -> None:
     """Run the checker kernel (in a process of its own): ``connection_file`` as written by the
-    worker. Never returns."""
+    worker; its stdout and stderr are the worker's bounded log (``execute.BoundedLog``). Never
+    returns."""
     from ipykernel.kernelapp import IPKernelApp
 
     from .kernel import apply_limits, drop_privileges
 
-    if log_path:
-        fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.dup2(fd, 1)
-        os.dup2(fd, 2)
-        os.close(fd)
     privileges = privileges or {}
     apply_limits(privileges.get("limits", {}))
     drop_privileges(privileges.get("uid"), privileges.get("uid"))
@@ -510,4 +506,4 @@ def preload() -> None:
 if __name__ == "__main__":
     args = json.loads(sys.argv[1])
     preload()
-    main(args["connection_file"], args.get("log"), args.get("privileges"))
+    main(args["connection_file"], args.get("privileges"))

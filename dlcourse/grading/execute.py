@@ -323,7 +323,7 @@ class CheckerProcess:
         return {"pid": self.pid, "connection_file": self.connection_file, "socket": self.socket}
 
     @classmethod
-    def _prepare(cls, folder: Path, uid: int | None, student_uid: int | None) -> str:
+    def _prepare(cls, folder: Path, uid: int | None) -> str:
         from jupyter_client.connect import write_connection_file
 
         for sub, mode in (("", 0o711), ("run", 0o700), ("chan", 0o711), ("home", 0o700)):
@@ -339,10 +339,9 @@ class CheckerProcess:
         return fname
 
     @classmethod
-    def fork(cls, folder: Path, log: Path, privileges: dict | None = None,
-             student_uid: int | None = None) -> "CheckerProcess":
+    def fork(cls, folder: Path, log: Path, privileges: dict | None = None) -> "CheckerProcess":
         privileges = privileges or {}
-        fname = cls._prepare(folder, privileges.get("uid"), student_uid)
+        fname = cls._prepare(folder, privileges.get("uid"))
         env = _checker_env(folder, privileges.get("threads", 1))
         bounded = BoundedLog(str(log), LOG_CAP, start=False)
         pid = os.fork()
@@ -355,7 +354,7 @@ class CheckerProcess:
                 os.environ.update(env)
                 os.chdir(folder / "home")
                 from . import checker
-                checker.main(fname, None, privileges)
+                checker.main(fname, privileges)
                 code = 0
             except BaseException:  # noqa: BLE001 - the child must never return into the worker
                 import traceback
@@ -370,9 +369,9 @@ class CheckerProcess:
     def spawn(cls, folder: Path, privileges: dict | None = None, log: Path | None = None) -> "CheckerProcess":
         privileges = privileges or {}
         folder = folder / "checker"
-        fname = cls._prepare(folder, privileges.get("uid"), None)
+        fname = cls._prepare(folder, privileges.get("uid"))
         bounded = BoundedLog(str(log or folder / "checker.log"), LOG_CAP)
-        arg = json.dumps({"connection_file": fname, "log": None, "privileges": privileges})
+        arg = json.dumps({"connection_file": fname, "privileges": privileges})
         popen = subprocess.Popen([sys.executable, "-m", "dlcourse.grading.checker", arg], cwd=str(folder / "home"),
                                  env={**os.environ, **_checker_env(folder, privileges.get("threads", 1))},
                                  stdin=subprocess.DEVNULL, stdout=bounded.writer, stderr=bounded.writer,
@@ -410,15 +409,12 @@ class CheckerProcess:
 
 
 def _checker_env(folder: Path, threads: int) -> dict[str, str]:
-    home = str(folder / "home")
-    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "OPENBLAS_CORETYPE",
-                                                         "OPENBLAS_L2_SIZE", "PYTHONPATH")}
-    env.update({"HOME": home, "TMPDIR": home, "MPLCONFIGDIR": f"{home}/.matplotlib", "MPLBACKEND": "Agg",
-                "KERAS_HOME": f"{home}/.keras", "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "3",
-                "TF_ENABLE_ONEDNN_OPTS": "0", "KERAS_BACKEND": "tensorflow", "NBGRADER_EXECUTION": "autograde",
-                "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-                "MKL_NUM_THREADS": str(threads), "TF_NUM_INTRAOP_THREADS": str(threads),
-                "TF_NUM_INTEROP_THREADS": "1", "JUPYTER_PLATFORM_DIRS": "1", "PYDEVD_DISABLE_FILE_VALIDATION": "1"})
+    """The environment of the student's kernel (``sandbox.sandbox_env``: threads, TensorFlow's and
+    Matplotlib's settings, a home of its own), with that home as the checker's temporary folder and
+    the grader's processor settings for OpenBLAS."""
+    env = sandbox.sandbox_env(folder, threads)
+    env["TMPDIR"] = env["HOME"]
+    env.update({k: v for k, v in os.environ.items() if k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")})
     return env
 
 

@@ -185,7 +185,7 @@ def start_checker(job: Job, *, fork: bool = True) -> execute.CheckerProcess:
     limits = {k: v for k, v in kernel_limits(job.limits, None).items() if k not in ("cpu_total", "processes", "uid")}
     privileges = {"uid": None, "threads": job.threads, "limits": limits}
     if fork:
-        return execute.CheckerProcess.fork(folder, Path(job.work) / "checker.log", privileges, job.uid)
+        return execute.CheckerProcess.fork(folder, Path(job.work) / "checker.log", privileges)
     return execute.CheckerProcess.spawn(folder, privileges, Path(job.work) / "checker.log")
 
 
