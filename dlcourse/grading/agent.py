@@ -7,6 +7,8 @@ time, in the kernel's main thread, until the checker says the cell is over:
 - ``get NAME``: the value of the student's variable as plain data (:mod:`~dlcourse.grading.wire`),
   or "callable" for a function;
 - ``has NAME``: whether the student defined it;
+- ``delete NAME``, ``bind NAME (REF | VALUE)``: a test cell's ``del name`` or ``name = ...`` of one
+  of the student's names (to one of the student's functions it looked up, or to plain data);
 - ``call NAME ARGS KWARGS``: call the student's function; the result, and every array or random
   generator argument that the call changed, go back;
 - ``put ...``: bind a name the grader's locked cells computed (data, a module, an importable
@@ -93,10 +95,25 @@ def _handle(ns: dict, header: dict, buffers: list) -> tuple[dict, list]:
                 return {"missing": True}, out
             value = ns[name]
             if callable(value) and not wire._is_keras_model(value):
-                return {"callable": True, "kind": wire.describe(value)}, out
+                return {"callable": True, "kind": wire.describe(value), "ref": _remember(value)}, out
             return {"value": wire.encode(value, out)}, out
+        if op == "delete":
+            if name not in ns:
+                return {"missing": True}, out
+            del ns[name]
+            return {"ok": True}, out
+        if op == "bind":
+            ref = header.get("ref")
+            if ref is not None:
+                if ref not in _REFS:
+                    return {"missing": True}, out
+                ns[name] = _REFS[ref]
+            else:
+                ns[name] = wire.decode(header["value"], buffers)
+            return {"ok": True}, out
         if op == "call":
-            function = ns.get(name)
+            ref = header.get("ref")
+            function = _REFS.get(ref) if ref is not None else ns.get(name)
             if function is None:
                 return {"missing": True}, out
             args = wire.decode(header["args"], buffers)
@@ -145,6 +162,19 @@ def _handle(ns: dict, header: dict, buffers: list) -> tuple[dict, list]:
         return {"unsupported": str(exc)}, []
     except BaseException as exc:  # noqa: BLE001
         return {"raised": _describe_exception(exc)}, []
+
+
+# The functions a test has looked up, by number: a test may keep one (``orig = squares``), delete
+# or rebind the name, and call or restore the function itself later. Kept for the kernel's life.
+_REFS: dict[int, object] = {}
+
+
+def _remember(value) -> int:
+    for ref, known in _REFS.items():
+        if known is value:
+            return ref
+    _REFS[len(_REFS) + 1] = value
+    return len(_REFS)
 
 
 def _import(module: str, qualname: str):

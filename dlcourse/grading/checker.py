@@ -66,7 +66,20 @@ def _student_error(info: dict) -> StudentError:
     name = name if isinstance(name, str) and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,79}", name) else "Error"
     cls = _ERROR_TYPES.get(name)
     if cls is None:
-        cls = _ERROR_TYPES[name] = type(name, (StudentError,), {"__module__": "student"})
+        # A built-in exception's name gives a class that is also that built-in exception, so that a
+        # test's ``except ValueError:`` or ``except NameError:`` catches the student's error as it
+        # would in one process (nbgrader's documentation course tests ``squares(0)`` that way).
+        # Only subclasses of Exception: a student's error is never a SystemExit or KeyboardInterrupt.
+        builtin = getattr(builtins, name, None)
+        bases: tuple = (StudentError,)
+        if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception:
+            bases = (StudentError, builtin)
+        try:
+            cls = type(name, bases, {"__module__": "student", "__init__": Exception.__init__,
+                                     "__str__": Exception.__str__})
+        except TypeError:       # a layout that cannot be combined
+            cls = type(name, (StudentError,), {"__module__": "student"})
+        _ERROR_TYPES[name] = cls
     message = str(info.get("message", ""))[:2000] if isinstance(info, dict) else ""
     where = str(info.get("where", ""))[:300] if isinstance(info, dict) else ""
     return cls(message + (f" ({where})" if where else ""))
@@ -75,19 +88,21 @@ def _student_error(info: dict) -> StudentError:
 class StudentFunction:
     """A student's function, called through the channel."""
 
-    __slots__ = ("_channel", "_name")
+    __slots__ = ("_channel", "_name", "_ref")
 
-    def __init__(self, channel: "Channel", name: str):
-        self._channel, self._name = channel, name
+    def __init__(self, channel: "Channel", name: str, ref: int | None = None):
+        # ``ref`` names the function object in the student's kernel (the name may be rebound or
+        # deleted by a test, as ``orig = squares; del squares; ...; squares = orig`` does)
+        self._channel, self._name, self._ref = channel, name, ref
 
     def __call__(self, *args, **kwargs):
         __tracebackhide__ = True  # noqa: F841 - IPython hides this frame in tracebacks
-        return self._channel.call(self._name, args, kwargs)
+        return self._channel.call(self._name, args, kwargs, ref=self._ref)
 
     def call_reporting_changes(self, *args, **kwargs):
         """(result, the arguments the call changed in place): see ``dlcourse.checks.check_unchanged``."""
         __tracebackhide__ = True  # noqa: F841
-        return self._channel.call(self._name, args, kwargs, report_changes=True)
+        return self._channel.call(self._name, args, kwargs, report_changes=True, ref=self._ref)
 
     def __repr__(self):
         return f"<the student's function {self._name}>"
@@ -203,7 +218,8 @@ class Channel:
         if reply.get("missing"):
             raise KeyError(name)
         if reply.get("callable"):
-            value = StudentFunction(self, name)
+            ref = reply.get("ref")
+            value = StudentFunction(self, name, ref if type(ref) is int else None)
         elif "unsupported" in reply:
             raise UncheckableValue(f"{name} is {str(reply['unsupported'])[:200]}, which the grader cannot check: "
                                    "use numbers, strings, lists, tuples, dicts, NumPy arrays or Keras models")
@@ -214,7 +230,31 @@ class Channel:
         self.cache[name] = value
         return value
 
-    def call(self, name: str, args: tuple, kwargs: dict, report_changes: bool = False):
+    def delete(self, name: str) -> None:
+        """``del name`` in the student's kernel (a test checks that a function uses another);
+        KeyError if it is not defined there."""
+        self.cache.pop(name, None)
+        reply, _ = self.request({"op": "delete", "name": name})
+        if reply.get("missing"):
+            raise KeyError(name)
+
+    def bind(self, name: str, value) -> bool:
+        """``name = value`` in the student's kernel, for a test that rebinds one of the student's
+        names: one of the student's own functions (by reference) or plain data. False if the value
+        cannot be given to the student's kernel (an object of the test's own)."""
+        self.cache.pop(name, None)
+        out: list = []
+        if isinstance(value, StudentFunction) and value._channel is self and value._ref is not None:
+            header = {"op": "bind", "name": name, "ref": value._ref}
+        else:
+            try:
+                header = {"op": "bind", "name": name, "value": wire.encode(value, out)}
+            except wire.NotPlainData:
+                return False
+        reply, _ = self.request(header, out)
+        return bool(reply.get("ok"))
+
+    def call(self, name: str, args: tuple, kwargs: dict, report_changes: bool = False, ref: int | None = None):
         """Call the student's function on copies of the arguments. What the call did to a random
         generator argument (its state) comes back into the test's generator; what it did to an
         array argument never does (a student's function could otherwise rewrite the test's own
@@ -225,6 +265,8 @@ class Channel:
         try:
             header = {"op": "call", "name": name, "args": wire.encode(list(args), out),
                       "kwargs": wire.encode(dict(kwargs), out)}
+            if ref is not None:
+                header["ref"] = ref
         except wire.NotPlainData as exc:
             raise UncheckableValue(f"the test cannot pass {exc} to {name}") from None
         self.calls += 1
@@ -366,6 +408,7 @@ def bound_names(code: str) -> set[str]:
     return {n for n in names if not n.startswith("_")}
 
 
+_NOTHING = object()
 _PRIVATE_IPYTHON = re.compile(r"_(i\d*|ii*|iii|oh|dh|\d+|_*)$")
 
 
@@ -386,6 +429,35 @@ class StudentNamespace(dict):
         if self._student_name(key):
             return self.checker.channel.get(key)
         raise KeyError(key)
+
+    def _writes_through(self, key) -> bool:
+        """A test cell (not a locked data cell) that binds or deletes one of the student's names
+        changes the student's kernel, as it would in one process."""
+        return self._student_name(key) and self.checker.tests_running
+
+    def __setitem__(self, key, value):
+        if self._writes_through(key):
+            if self.checker.channel.bind(key, value):
+                dict.pop(self, key, None)
+                return
+            # an object of the test's own (a mock, say): it cannot be given to the student's code
+            raise UncheckableValue(
+                f"this test binds {key}, one of the notebook's names, to {wire.describe(value)}: the student's "
+                f"code runs in another process while grading and can be given only plain data or its own "
+                f"functions (dlcourse grade; see the instructors' page)")
+        dict.__setitem__(self, key, value)
+
+    def __delitem__(self, key):
+        __tracebackhide__ = True  # noqa: F841
+        if self._writes_through(key):
+            had_own = dict.pop(self, key, _NOTHING) is not _NOTHING
+            try:
+                self.checker.channel.delete(key)
+            except KeyError:
+                if not had_own:
+                    raise
+            return
+        dict.__delitem__(self, key)
 
     def __contains__(self, key):
         if dict.__contains__(self, key):
@@ -409,6 +481,7 @@ class Checker:
         self._before: dict[str, int] | None = None
         self._cell = ""
         self._used = False
+        self.tests_running = False      # a cell that is not a locked data cell is running
         shell.events.register("pre_run_cell", self._pre)
         shell.events.register("post_run_cell", self._post)
 
@@ -424,6 +497,17 @@ class Checker:
             if keras is not None:
                 keras.backend.clear_session()
         self._used = True
+        cwd = config.get("cwd")
+        if isinstance(cwd, str) and os.path.isdir(cwd):
+            # The test cells open the assignment's files from the notebook's folder, as in
+            # nbgrader; the student's files may be there too, so that folder (and the
+            # current-folder entry IPython puts on the path) is never where an import looks: a
+            # student's ``numpy.py`` handed in beside the notebook is a file here, not code.
+            os.chdir(cwd)
+            here = os.path.realpath(cwd)
+            sys.path[:] = [p for p in sys.path if p not in ("", ".") and os.path.realpath(p) != here]
+            import importlib
+            importlib.invalidate_caches()
         self.interface = frozenset(config.get("interface", ()))
         self.given = frozenset(config.get("given", ()))
         if self.channel is None or self.channel.path != config["socket"]:
@@ -439,8 +523,10 @@ class Checker:
         self.channel.begin_cell()
         if cell_hash(self._cell) in self.given:
             self._before = {k: id(v) for k, v in dict.items(self.shell.user_ns)}
+            self.tests_running = False
         else:
             self._before = None
+            self.tests_running = True
 
     def _post(self, result) -> None:
         if self.channel is None:
@@ -458,6 +544,7 @@ class Checker:
                         break
         finally:
             self._before = None
+            self.tests_running = False
             self.channel.end_cell()
 
 

@@ -111,12 +111,25 @@ class SandboxedKernelManager(AsyncKernelManager):
         if uid is not None:
             os.chown(guard_file, uid, uid)
         os.chmod(guard_file, 0o600)
-        # The assignment's other files (data), which nbgrader put next to the notebook.
+        # The assignment's other files (data, in subfolders too), which nbgrader put next to the
+        # notebook: copied into the kernel's working folder (never following a symbolic link).
         cwd = kw.get("cwd")
         if cwd and Path(cwd).is_dir():
-            for item in Path(cwd).iterdir():
-                if item.is_file() and item.suffix != ".ipynb" and item.name != "timestamp.txt":
-                    target = scratch / "work" / item.name
+            base = Path(cwd)
+            for root, dirs, files in os.walk(base, followlinks=False):
+                dirs[:] = [d for d in dirs if d != ".ipynb_checkpoints"]
+                rel = Path(root).relative_to(base)
+                for name in files:
+                    item = Path(root) / name
+                    if item.suffix == ".ipynb" or (rel == Path(".") and name == "timestamp.txt") \
+                            or item.is_symlink() or not item.is_file():
+                        continue
+                    target = scratch / "work" / rel / name
+                    if not target.parent.exists():
+                        target.parent.mkdir(parents=True)
+                        if uid is not None:
+                            for part in reversed(target.relative_to(scratch / "work").parents[:-1]):
+                                os.chown(scratch / "work" / part, uid, uid)
                     target.write_bytes(item.read_bytes())
                     if uid is not None:
                         os.chown(target, uid, uid)
@@ -433,6 +446,7 @@ class GuardedExecute(Execute):
         self.record = {"cells": [], "stopped": None, "output_truncated": False}
         self._output_bytes = 0
         self._deadline = None
+        self._nb_dir: str | None = None
         self._stopped: dict | None = None
         self._kill_reason: str | None = None
         self._timed_out_before: dict | None = None   # the previous cell, if the time limit stopped it
@@ -467,7 +481,7 @@ class GuardedExecute(Execute):
         await client.wait_for_ready(timeout=120)
         self._checker_kc = client
         config = {"interface": info.get("interface", []), "given": info.get("given", []),
-                  "socket": info["socket"], "timeout": self._limits.cell_timeout}
+                  "socket": info["socket"], "timeout": self._limits.cell_timeout, "cwd": self._nb_dir}
         self._checker_socket = info["socket"]
         reply = await self._run_quiet(client, f"{CHECKER_NAME}.reset(__import__('json').loads({json.dumps(config)!r}))", 60)
         if reply is None or reply["content"].get("status") != "ok":
@@ -581,6 +595,9 @@ class GuardedExecute(Execute):
     # -- notebook ------------------------------------------------------------------------------
     def preprocess(self, nb, resources=None, km=None):
         self._key = (resources or {}).get("unique_key") or "notebook"
+        # the notebook's folder (nbgrader's autograded folder, with the assignment's data files):
+        # the test cells run there, as they do in nbgrader
+        self._nb_dir = ((resources or {}).get("metadata") or {}).get("path") or None
         self._deadline = time.monotonic() + self._limits.notebook_timeout
         try:
             return super().preprocess(nb, resources, km)

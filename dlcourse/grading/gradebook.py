@@ -34,16 +34,32 @@ def has_assignment(db_url: str, course_id: str, assignment: str) -> bool:
             return False
 
 
-def merge(gb: Gradebook, assignment: str, student: str, result: dict | None) -> None:
+def has_grades(gb: Gradebook, assignment: str, student: str, notebooks: set[str] | None = None) -> bool:
+    """Whether a grade is stored for this student's submission (in ``notebooks``, if given): an
+    automatic or manual score, or a flag that asks for grading by hand."""
+    try:
+        sub = gb.find_submission(assignment, student)
+    except MissingEntry:
+        return False
+    return any(g.auto_score is not None or g.manual_score is not None or g.needs_manual_grade
+               or g.extra_credit for nb in sub.notebooks if notebooks is None or nb.name in notebooks
+               for g in nb.grades)
+
+
+def merge(gb: Gradebook, assignment: str, student: str, result: dict | None,
+          keep: set[str] = frozenset()) -> None:
     """Record one student's autograded scores. ``result`` None: a submission that could not be
     graded at all (unreadable notebook): every grade is an automatic zero, as nbgrader does for
-    a missing notebook."""
+    a missing notebook. The notebooks named in ``keep`` (handed in but unreadable) keep what is
+    stored: a run never lowers a grade because it could not read the new file."""
     gb.update_or_create_student(student)
     # The submission time is not taken from the result (nor from anything a grading process
     # says): ``set_timestamps`` records where the submission was collected.
     sub = gb.update_or_create_submission(assignment, student)
     scores = (result or {}).get("scores", {})
     for nb in sub.notebooks:
+        if nb.name in keep:
+            continue
         got = scores.get(nb.name)
         for grade in nb.grades:
             auto = (got or {}).get("grades", {}).get(grade.name)
@@ -75,6 +91,31 @@ def set_timestamps(gb: Gradebook, assignment: str, times: dict[str, str | None])
             if when.tzinfo is not None:
                 when = when.astimezone(timezone.utc).replace(tzinfo=None)
         sub.timestamp = when
+    gb.db.commit()
+
+
+def apply_late_penalties(gb: Gradebook, assignment: str, students: list[str], config) -> None:
+    """nbgrader's late penalty for each notebook of these students' submissions, as its
+    ``AssignLatePenalties`` computes it while autograding (the same plugin, from the course's
+    configuration: ``LateSubmissionPlugin.penalty_method``, ``AssignLatePenalties.plugin_class``),
+    from the due date in the course's gradebook and the submission time as collected. (Each
+    worker grades in a gradebook of its own, which has neither.)"""
+    from nbgrader.preprocessors import AssignLatePenalties
+
+    assigner = AssignLatePenalties(config=config)
+    assigner.init_plugin()
+    for sid in students:
+        try:
+            sub = gb.find_submission(assignment, sid)
+        except MissingEntry:
+            continue
+        late = sub.total_seconds_late
+        for nb in sub.notebooks:
+            nb.late_submission_penalty = None
+            if late > 0:
+                penalty = assigner.plugin_inst.late_submission_penalty(sid, nb.score, late)
+                if penalty is not None:
+                    nb.late_submission_penalty = assigner._check_late_penalty(nb, penalty)
     gb.db.commit()
 
 

@@ -15,8 +15,9 @@ The student's notebook is then *rebuilt* from the released one: every cell comes
 (the instructor's text, locked setup and test cells, their nbgrader metadata) except the answer
 cells, whose source comes from the student's cell with the same ``grade_id``. A deleted or
 edited test cell is therefore simply the original again; a missing answer cell is graded as
-unanswered; cells the student added are kept, after the cell they followed, without nbgrader
-metadata (so they can never carry points).
+unanswered; cells without nbgrader metadata (those the student added, and the release's own
+unmarked cells, which nbgrader leaves to the student too) are the student's, kept after the cell
+they followed, without nbgrader metadata (so they can never carry points).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ import errno
 import hashlib
 import json
 import os
+import posixpath
 import re
 import stat
 import zipfile
@@ -58,6 +60,9 @@ class Submission:
     named_by_student: bool = False   # a loose <student>.ipynb: its name is not the notebook's
     conflict: list[str] = field(default_factory=list)   # several submissions claim this id: their sources
     budget: int = MAX_STUDENT_BYTES  # bytes still allowed to be read for this student
+    other_assignments_only: bool = False   # a folder with only other assignments' folders in it
+    candidates: dict[str, bytes] = field(default_factory=dict)   # path -> bytes of its other files
+    other_files: dict[str, bytes] = field(default_factory=dict)  # beside the notebooks: relative path -> bytes
 
 
 def student_id(name: str) -> str:
@@ -71,13 +76,20 @@ def shown(name: str) -> str:
     return neutral.printable(name, limit=120)
 
 
-def collect(folder: Path, assignment: str, notebook_names: list[str]) -> dict[str, Submission]:
+def collect(folder: Path, assignment: str, notebook_names: list[str], *,
+            release_ids: dict[str, set[str]] | None = None,
+            other_assignments: set[str] = frozenset()) -> dict[str, Submission]:
     """Every student's files from ``folder``, keyed by student id.
 
     No file can stop the collection: whatever goes wrong reading one entry becomes a problem of
     that entry's submission. Two entries that map to one student id (``alice/`` and
     ``alice.zip``) make a single submission with ``conflict`` set and no files: neither is graded
-    as that student until the instructor removes or renames one."""
+    as that student until the instructor removes or renames one.
+
+    ``release_ids`` (notebook -> its cells' grade ids) matches renamed notebooks of an assignment
+    of several notebooks; a student's folder is never searched inside a folder named after one of
+    ``other_assignments`` (nbgrader's ``submitted/<student>/<other assignment>/``): a student with
+    no folder for this assignment has not handed it in."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"--submissions: expected a folder of submissions, got {folder} (not a folder)")
@@ -86,7 +98,7 @@ def collect(folder: Path, assignment: str, notebook_names: list[str]) -> dict[st
         if entry.name.startswith(".") or entry.name in ("__MACOSX", TIMESTAMPS_FILE):
             continue
         try:
-            sub = _from_entry(entry, assignment)
+            sub = _from_entry(entry, assignment, other_assignments)
         except Exception as exc:  # noqa: BLE001 -- one entry must never stop the class
             sub = Submission(student_id(Path(entry.name).stem))
             sub.problems.append(f"{shown(entry.name)} could not be read ({type(exc).__name__}: {shown(str(exc))})")
@@ -106,7 +118,7 @@ def collect(folder: Path, assignment: str, notebook_names: list[str]) -> dict[st
             continue
         sub = found[0][1]
         try:
-            _match_notebooks(sub, notebook_names)
+            _match_notebooks(sub, notebook_names, release_ids or {})
         except Exception as exc:  # noqa: BLE001
             sub.files = {}
             sub.problems.append(f"the notebooks could not be matched ({type(exc).__name__})")
@@ -116,13 +128,16 @@ def collect(folder: Path, assignment: str, notebook_names: list[str]) -> dict[st
     return subs
 
 
-def _from_entry(entry: Path, assignment: str) -> Submission | None:
+def _from_entry(entry: Path, assignment: str, other_assignments: set[str] = frozenset()) -> Submission | None:
     if entry.is_symlink():
         sub = Submission(student_id(Path(entry.name).stem))
         sub.problems.append(f"{shown(entry.name)} is a symbolic link; it was not followed")
         return sub
     if entry.is_dir():
-        return _from_folder(entry, assignment)
+        sub = _from_folder(entry, assignment, other_assignments - {assignment})
+        if sub.other_assignments_only:
+            return None     # nbgrader's layout, other assignments only: not handed in
+        return sub
     if entry.suffix.lower() == ".zip":
         return _from_zip(entry)
     if entry.suffix.lower() == ".ipynb":
@@ -219,7 +234,7 @@ def _instructor_timestamps(path: Path) -> dict[str, str]:
     return times
 
 
-def _from_folder(folder: Path, assignment: str) -> Submission:
+def _from_folder(folder: Path, assignment: str, other_assignments: set[str] = frozenset()) -> Submission:
     sub = Submission(student_id(folder.name))
     nbgrader_layout = (folder / assignment).is_dir() and not (folder / assignment).is_symlink()
     inner = folder / assignment if nbgrader_layout else folder
@@ -233,7 +248,11 @@ def _from_folder(folder: Path, assignment: str) -> Submission:
         elif data is not None:
             sub.problems.append("note: timestamp.txt is not a time; the notebook's modification time was used")
     seen = 0
+    skipped_other = False
     for root, dirs, files in os.walk(inner, followlinks=False):
+        if Path(root) == folder and not nbgrader_layout and any(d in other_assignments for d in dirs):
+            skipped_other = True
+            dirs[:] = [d for d in dirs if d not in other_assignments]
         dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
         for name in sorted(files):
             seen += 1
@@ -241,6 +260,11 @@ def _from_folder(folder: Path, assignment: str) -> Submission:
                 sub.problems.append(f"more than {MAX_ENTRIES} files in {shown(folder.name)}; the rest were not read")
                 return sub
             if not name.lower().endswith(".ipynb"):
+                if not (nbgrader_layout and Path(root) == inner and name == "timestamp.txt"):
+                    path = Path(root) / name
+                    data, _ = read_regular(path, sub, str(path.relative_to(folder.parent)))
+                    if data is not None:
+                        sub.candidates[str(path.relative_to(inner))] = data
                 continue
             nb = Path(root) / name
             rel = str(nb.relative_to(inner))
@@ -249,6 +273,7 @@ def _from_folder(folder: Path, assignment: str) -> Submission:
                 sub.files[rel] = data
                 sub.origin[rel] = str(nb.relative_to(folder.parent))
                 _file_time(sub, st, str(nb.relative_to(folder.parent)))
+    sub.other_assignments_only = skipped_other and not sub.files and not sub.problems
     return sub
 
 
@@ -291,9 +316,9 @@ def _read_zip(raw, label: str, sub: Submission) -> None:
                                     f"only the first {MAX_ENTRIES} were looked at")
             for info in infos[:MAX_ENTRIES]:
                 name = info.filename
-                if info.is_dir() or not name.lower().endswith(".ipynb") or "__MACOSX" in name \
-                        or ".ipynb_checkpoints" in name:
+                if info.is_dir() or "__MACOSX" in name or ".ipynb_checkpoints" in name:
                     continue
+                notebook = name.lower().endswith(".ipynb")
                 where = f"{label}:{name}"
                 why = _unsafe_member(info)
                 if why:
@@ -315,8 +340,11 @@ def _read_zip(raw, label: str, sub: Submission) -> None:
                 if len(data) > limit:
                     sub.problems.append(f"{shown(where)} is larger than its zip entry says; it was not read")
                     continue
-                sub.files[name] = data
-                sub.origin[name] = where
+                if notebook:
+                    sub.files[name] = data
+                    sub.origin[name] = where
+                else:
+                    sub.candidates[name] = data
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError, RuntimeError,
             NotImplementedError, zlib.error) as exc:
         sub.problems.append(f"{shown(label)} is not a readable zip file ({shown(str(exc))})")
@@ -338,41 +366,46 @@ def _gid_of(cell) -> str | None:
     return gid if isinstance(gid, str) else None
 
 
-def _match_notebooks(sub: Submission, names: list[str]) -> None:
+def _match_notebooks(sub: Submission, names: list[str], release_ids: dict[str, set[str]] | None = None) -> None:
     """Rename ``sub.files`` to the release's notebook names."""
     found: dict[str, bytes] = {}
     origin: dict[str, str] = {}
+    matched: list[str] = []                 # the student's paths of the matched notebooks
     files = dict(sub.files)
     for name in names:                      # exact file names first
         for key in list(files):
             if Path(key).name == f"{name}.ipynb":
                 found[name], origin[name] = files.pop(key), sub.origin[key]
+                matched.append(key)
                 break
     for name in names:                      # then a renamed notebook
         if name in found or not files:
             continue
         if len(names) == 1 and len(files) == 1:
             key = next(iter(files))
-        else:
-            key = None
+        else:                               # of several: the one that has this notebook's cells
+            ids = (release_ids or {}).get(name, set())
+            overlap = {k: len(_grade_ids(v) & ids) for k, v in files.items()} if ids else {}
+            key = max(overlap, key=lambda k: (overlap[k], k), default=None)
+            if key is not None and overlap[key] == 0:
+                key = None
         if key is not None:
             found[name], origin[name] = files.pop(key), sub.origin[key]
+            matched.append(key)
             if not sub.named_by_student:
                 sub.problems.append(f"note: the notebook was renamed to {shown(Path(key).name)}; graded as {name}.ipynb")
+    # the other files handed in beside the notebooks (data, a module of the student's), by their
+    # path from the notebooks' folder, as nbgrader copies a submission's files
+    base = next((posixpath.dirname(k.replace("\\", "/")) for k in matched), None)
+    if base is not None:
+        for key, data in sub.candidates.items():
+            rel = posixpath.relpath(key.replace("\\", "/"), base or ".")
+            if not rel.startswith("../") and _safe_relative(rel):
+                sub.other_files[rel] = data
+    sub.candidates = {}
     sub.files, sub.origin = found, origin
     if files:
         sub.problems.append("note: ignored other notebooks: " + ", ".join(shown(Path(k).name) for k in sorted(files))[:2000])
-
-
-def match_by_cells(sub: Submission, names: list[str], release_ids: dict[str, set[str]], extra: dict[str, bytes]) -> None:
-    """For several notebooks: match leftover notebooks by their cells' grade ids."""
-    for name in names:
-        if name in sub.files:
-            continue
-        best = max(extra.items(), key=lambda kv: len(_grade_ids(kv[1]) & release_ids[name]), default=None)
-        if best and _grade_ids(best[1]) & release_ids[name]:
-            sub.files[name] = best[1]
-            extra.pop(best[0])
 
 
 # --------------------------------------------------------------------------------------------
@@ -469,8 +502,16 @@ def rebuild(raw: bytes, release: nbformat.NotebookNode) -> tuple[nbformat.Notebo
 
     nb = nbformat.v4.new_notebook(metadata=release.metadata)
     nb.cells = list(extra_after.get(None, []))
-    for gid, cell in zip(release_ids, release.cells):
+    for i, (gid, cell) in enumerate(zip(release_ids, release.cells)):
+        if gid is None:
+            # a cell without nbgrader metadata is the student's to edit or delete, as in nbgrader:
+            # it comes from the student's notebook (above), not from the release as well
+            continue
         new = nbformat.from_dict(json.loads(json.dumps(cell)))
+        if not new.get("id"):
+            # a release older than nbformat 4.5 has no cell ids: fixed ones, not random ones (the
+            # rebuilt notebook is the key of the cache of results)
+            new["id"] = f"release-cell-{i + 1}"
         if cell.cell_type == "code":
             new.outputs, new.execution_count = [], None
         if gid in answers:
@@ -480,6 +521,23 @@ def rebuild(raw: bytes, release: nbformat.NotebookNode) -> tuple[nbformat.Notebo
             nb.cells.extend(extra_after.get(gid, []))
     nb = nbformat.from_dict(json.loads(json.dumps(nb)))
     return nb, problems
+
+
+def _safe_relative(rel: str) -> bool:
+    """A relative path that stays below its folder, with printable names of sensible length."""
+    parts = rel.split("/")
+    return (0 < len(parts) <= 8 and all(p not in ("", ".", "..") and len(p) <= 120 and p.isprintable()
+                                        and not p.startswith(".") for p in parts))
+
+
+def write_files(files: dict[str, bytes], dest: Path) -> None:
+    """Write a submission's other files (paths checked by ``_safe_relative``) under ``dest``."""
+    for rel, data in sorted(files.items()):
+        if not _safe_relative(rel):
+            continue
+        target = dest.joinpath(*rel.split("/"))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(data)
 
 
 def digest(*parts: bytes | str) -> str:

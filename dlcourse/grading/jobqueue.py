@@ -36,6 +36,7 @@ Faults:
 """
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -46,7 +47,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .messages import MAX_RERUNS, Job, MessageError, Result, _Message
@@ -75,6 +76,7 @@ class Parcel(_Message):
     interface: list[str]
     max_reruns: int = MAX_RERUNS
     timeout: float = 0.0                     # wall seconds the grading process may take (0: from the limits)
+    files: dict[str, str] = field(default_factory=dict)   # other files handed in: relative path -> base64
 
 
 @dataclass
@@ -225,6 +227,15 @@ def _grade_task(task, payload: dict) -> None:
     return None
 
 
+def _encode_files(folder: str | None) -> dict[str, str]:
+    """A submission's other files (written by the runner under ``folder``) for a Parcel."""
+    if not folder:
+        return {}
+    root = Path(folder)
+    return {p.relative_to(root).as_posix(): base64.b64encode(p.read_bytes()).decode()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.is_symlink()}
+
+
 def grade_parcel(parcel: Parcel, r) -> Reply:
     """Grade one parcel on this machine, as the local runner grades a job."""
     from ..release import nbgrader_env
@@ -244,6 +255,14 @@ def grade_parcel(parcel: Parcel, r) -> Reply:
         p = work / "prepared" / f"{name}.ipynb"
         p.write_text(text)
         notebooks[name] = str(p)
+    files_dir = None
+    if parcel.files:
+        from .intake import write_files
+        files_dir = work / "prepared-files"
+        try:
+            write_files({k: base64.b64decode(v, validate=True) for k, v in parcel.files.items()}, files_dir)
+        except (ValueError, TypeError) as exc:
+            raise MessageError(f"Parcel.files: not base64 ({exc})") from None
     scratch_root = Path(tempfile.mkdtemp(prefix="dlq", dir="/tmp" if Path("/tmp").is_dir() else None))
     os.chmod(scratch_root, 0o711)
     use_sandbox = STATE.sandbox or parcel.sandbox     # the queue is no way around the sandbox
@@ -255,7 +274,7 @@ def grade_parcel(parcel: Parcel, r) -> Reply:
               forbidden=[str(root)], threads=max(1, os.cpu_count() or 1), trusted=parcel.trusted,
               preload=parcel.preload, stubs=parcel.stubs, interface=parcel.interface,
               package=str(bundle / "package" / "dlcourse") if (bundle / "package").exists() else None,
-              max_reruns=parcel.max_reruns)
+              max_reruns=parcel.max_reruns, files=str(files_dir) if files_dir else None)
     (bundle / "source").mkdir(exist_ok=True)
     job_path = work / "job.json"
     job_path.write_text(job.to_json())
@@ -335,7 +354,7 @@ def run_queued(opts, tmpl, settings, pending, copies, state, progress, gb, db_ur
                         notebooks={n: Path(p).read_text() for n, p in spec["notebooks"].items()},
                         limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, trusted=tmpl["trusted"],
                         preload=tmpl["preload"], stubs=tmpl["stubs"], interface=tmpl["interface"],
-                        max_reruns=opts.max_reruns, timeout=timeout)
+                        max_reruns=opts.max_reruns, timeout=timeout, files=_encode_files(spec.get("files")))
         if r.set(PREFIX + "queued:" + key, str(time.time()), nx=True, ex=KEEP):
             app.send_task(TASK, args=[asdict(parcel)], task_id=key, queue=QUEUE)
         # else: an earlier run put it on the queue; wait for its reply
@@ -400,7 +419,7 @@ def _record(opts, runner, graded: dict, first: str, copies, state, gb, progress)
         st["result"] = result
         st["status"] = result["status"]
         st["problems"] = st["problems"] + result["problems"]
-        runner._merge_result(gb, opts, sid, result)
+        runner._merge_result(gb, opts, sid, result, st.get("keep", set()))
         count += 1
         total = sum((g.get("auto_score") or 0) for nb in result.get("scores", {}).values()
                     for g in nb["grades"].values())

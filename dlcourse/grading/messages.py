@@ -116,6 +116,7 @@ class Job(_Message):
     interface: list[str]                     # names the answer cells define (what tests may look up)
     package: str | None                      # dlcourse without the off-limits reference answers
     max_reruns: int = MAX_RERUNS
+    files: str | None = None                 # a folder of the other files handed in beside the notebooks
 
 
 @dataclass

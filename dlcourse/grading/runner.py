@@ -21,6 +21,7 @@ import json
 import multiprocessing
 import os
 import queue
+import re
 import shutil
 import signal
 import sys
@@ -74,6 +75,24 @@ class Outcome:
     seconds: float
 
 
+def _is_note(problem: str) -> bool:
+    """A message that is not a problem: "note: ...", or "problem1.ipynb: note: ..." in an
+    assignment of several notebooks."""
+    text = problem.split(".ipynb: ", 1)[1] if re.match(r"[^:\n]{1,200}\.ipynb: ", problem) else problem
+    return text.startswith(("note:", "output truncated"))
+
+
+def load_config(config_file: Path | None):
+    """The course's nbgrader configuration (a traitlets Config; empty without a file)."""
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = Config()
+    if config_file:
+        cfg.merge(PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config())
+    return cfg
+
+
 def course_settings(course: Path) -> dict:
     """source/release folders, course id and gradebook URL from the course's nbgrader_config.py."""
     from traitlets.config import Config
@@ -88,7 +107,10 @@ def course_settings(course: Path) -> dict:
             "course_id": cd.get("course_id", "default_course"),
             "db_url": cd.get("db_url", f"sqlite:///{course / 'gradebook.db'}"),
             "config": path if path.exists() else None,
-            "timeout": cfg.get("Execute", {}).get("timeout")}
+            "timeout": cfg.get("Execute", {}).get("timeout"),
+            # files the release is built from besides the source folder (part of the template's key)
+            "extra_sources": [course / v for v in (cfg.get("IncludeHeaderFooter", {}).get(t) for t in ("header", "footer"))
+                              if isinstance(v, str) and v and (course / v).is_file()]}
 
 
 class Progress:
@@ -125,7 +147,8 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
         raise ValueError(f"assignment: expected one of {', '.join(known) or '(none)'} "
                          f"(folders of {opts.course / settings['source']}), got {opts.assignment!r}")
     key = intake.digest(*(p.read_bytes() for p in sorted(src.rglob("*")) if p.is_file()),
-                        (settings["config"].read_bytes() if settings["config"] else b""), GRADER_VERSION)[:16]
+                        (settings["config"].read_bytes() if settings["config"] else b""),
+                        *(p.read_bytes() for p in settings.get("extra_sources", [])), GRADER_VERSION)[:16]
     tmpl = work / "_template" / key
     if not (tmpl / "ok").exists():
         if tmpl.exists():
@@ -197,6 +220,12 @@ def _generate(root: Path, assignment: str, config_file: Path | None, **coursedir
     cfg = Config()
     if config_file:
         cfg.merge(PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config())
+        # nbgrader reads a relative header or footer from the folder it runs in, the course's: this
+        # release is made in another folder.
+        for trait in ("header", "footer"):
+            value = cfg.get("IncludeHeaderFooter", {}).get(trait)
+            if isinstance(value, str) and value and not os.path.isabs(value):
+                setattr(cfg.IncludeHeaderFooter, trait, str(config_file.parent / value))
     cfg.CourseDirectory.root = str(root)
     for key, value in coursedir.items():
         setattr(cfg.CourseDirectory, key, value)
@@ -204,8 +233,9 @@ def _generate(root: Path, assignment: str, config_file: Path | None, **coursedir
     result = api.generate_assignment(assignment, force=True, create=True)
     if not result.get("success"):
         where = coursedir.get("db_url", "")
+        # nbgrader's error says "see the above traceback": the traceback is in its log
         raise RuntimeError(f"nbgrader generate_assignment {assignment} ({where}) failed:\n"
-                           + (result.get("error") or result.get("log") or "")[-2000:])
+                           + (result.get("log") or "")[-3000:] + "\n" + (result.get("error") or "")[-1000:])
 
 
 def grade(opts: Options) -> Outcome:
@@ -245,7 +275,12 @@ def grade(opts: Options) -> Outcome:
     tmpl = make_template(opts, settings, work)
     ensure_assignment(opts, settings, db_url, tmpl)
     names = list(tmpl["release"])
-    subs = intake.collect(opts.submissions, opts.assignment, names)
+    release_ids = {name: {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
+                          if c.metadata.get("nbgrader", {}).get("grade_id")} for name, nb in tmpl["release"].items()}
+    source_root = opts.course / settings["source"]
+    others = {p.name for p in source_root.iterdir() if p.is_dir()} if source_root.is_dir() else set()
+    subs = intake.collect(opts.submissions, opts.assignment, names, release_ids=release_ids,
+                          other_assignments=others)
     students = sorted(set(subs) | set(gbm.roster(db_url, settings["course_id"])))
     limits = opts.limits
     state: dict[str, dict] = {}
@@ -264,10 +299,18 @@ def grade(opts: Options) -> Outcome:
             state[sid] = {"status": "conflict", "problems": problems}
             continue
         prepared: dict[str, bytes] = {}
+        keep: set[str] = set()      # notebooks whose stored grades stay (handed in, but not readable)
         for name in names:
             raw = sub.files.get(name)
             if raw is None:
-                problems.append(f"{name}.ipynb is missing from the submission")
+                if sub.named_by_student and len(names) > 1:
+                    # one loose file cannot hold several notebooks: the others were not handed in
+                    # here, which says nothing about them
+                    keep.add(name)
+                    problems.append(f"{name}.ipynb is not in the single notebook file handed in (one file "
+                                    f"holds one notebook; hand in a folder or a zip): its stored grades stay")
+                else:
+                    problems.append(f"{name}.ipynb is missing from the submission")
                 continue
             try:
                 nb, why = intake.rebuild(raw, tmpl["release"][name])
@@ -277,13 +320,16 @@ def grade(opts: Options) -> Outcome:
             problems += [f"{name}.ipynb: {w}" if len(names) > 1 else w for w in why]
             if data is not None:
                 prepared[name] = data
-        state_time = {"timestamp": sub.timestamp}     # where it was collected, set in _finish
+            else:
+                keep.add(name)
+        state_time = {"timestamp": sub.timestamp, "keep": keep}     # time as collected, set in _finish
         if not prepared:
             state[sid] = {"status": "broken", "problems": problems, **state_time}
             continue
         # (the submission time is not part of the key: identical notebooks are graded once)
+        others = sorted(sub.other_files.items())
         key = intake.digest(*(prepared[n] for n in sorted(prepared)), tmpl["key"], json.dumps(limits.to_dict()),
-                            str(opts.use_sandbox), GRADER_VERSION)
+                            str(opts.use_sandbox), GRADER_VERSION, *(x for item in others for x in item))
         folder = work / sid
         result_path = folder / "result.json"
         if not opts.force and result_path.exists():
@@ -308,8 +354,13 @@ def grade(opts: Options) -> Outcome:
             p = folder / "prepared" / f"{name}.ipynb"
             p.write_bytes(data)
             paths[name] = str(p)
+        files_dir = folder / "prepared-files"
+        if files_dir.exists():
+            shutil.rmtree(files_dir)
+        if others:
+            intake.write_files(dict(others), files_dir)
         pending.append((sid, {"student": sid, "assignment": opts.assignment, "notebooks": paths,
-                              "timestamp": None, "key": key}))
+                              "timestamp": None, "key": key, "files": str(files_dir) if others else None}))
 
     progress = Progress(len(students), opts.quiet)
     for sid in students:
@@ -319,9 +370,15 @@ def grade(opts: Options) -> Outcome:
         for sid in students:     # reused and broken submissions: (re)merge, cheap and idempotent
             st = state[sid]
             if st["status"] == "broken":
-                gbm.merge(gb, opts.assignment, sid, None)
+                if gbm.has_grades(gb, opts.assignment, sid):
+                    # never a lower grade because a new file could not be read
+                    st["kept"] = True
+                    st["problems"].append("the grades stored before in the gradebook stay (this submission "
+                                          "could not be graded)")
+                else:
+                    gbm.merge(gb, opts.assignment, sid, None)
             elif st.get("reused"):
-                _merge_result(gb, opts, sid, st["result"])
+                _merge_result(gb, opts, sid, st["result"], st.get("keep", set()))
         if opts.queue:
             from .jobqueue import run_queued
             graded = run_queued(opts, tmpl, settings, pending, copies, state, progress, gb, db_url)
@@ -340,8 +397,14 @@ def _short(st: dict) -> str:
     return st["status"] + (" (reused)" if st.get("reused") else "")
 
 
-def _merge_result(gb, opts: Options, sid: str, result: dict) -> None:
-    gbm.merge(gb, opts.assignment, sid, result if result.get("scores") else None)
+def _merge_result(gb, opts: Options, sid: str, result: dict, keep: set[str] = frozenset()) -> None:
+    if not result.get("scores") and gbm.has_grades(gb, opts.assignment, sid):
+        # the grader could not grade it (its own failure, or nothing readable): what is stored stays
+        result["kept"] = True
+        result["problems"].append("the grades stored before in the gradebook stay (this submission could not "
+                                  "be graded)")
+    else:
+        gbm.merge(gb, opts.assignment, sid, result if result.get("scores") else None, keep)
     dest = opts.course / "autograded" / sid / opts.assignment
     for name, path in result.get("autograded", {}).items():
         dest.mkdir(parents=True, exist_ok=True)
@@ -461,7 +524,7 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
                     st["result"] = result
                     st["status"] = result["status"]
                     st["problems"] = st["problems"] + result["problems"]
-                    _merge_result(gb, opts, sid, result)
+                    _merge_result(gb, opts, sid, result, st.get("keep", set()))
                     count += 1
                     total = sum((g.get("auto_score") or 0) for nb in result.get("scores", {}).values()
                                 for g in nb["grades"].values())
@@ -556,9 +619,16 @@ def _bound_feedback(folder: Path, assignment: str, row: dict, secret_lines: list
 
 def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
     out = opts.out
+    # the students whose submission this run recorded (not missing ones, not conflicts, not those
+    # whose new file could not be graded and whose stored grades stay)
+    recorded = [sid for sid in students if state[sid]["status"] not in ("missing", "conflict")
+                and not state[sid].get("kept") and not state[sid].get("result", {}).get("kept")]
     with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
         # the submission time as collected, never one a grading process reported
-        gbm.set_timestamps(gb, opts.assignment, {sid: state[sid].get("timestamp") for sid in students})
+        gbm.set_timestamps(gb, opts.assignment, {sid: state[sid].get("timestamp") for sid in recorded})
+        gbm.apply_late_penalties(gb, opts.assignment, recorded, load_config(settings["config"]))
+        stored = {sid for sid in students if state[sid]["status"] == "missing"
+                  and gbm.has_grades(gb, opts.assignment, sid)}
         exported = gbm.export_rows(gb, opts.assignment, students)
     visible = {line.strip() for nb in tmpl["release"].values() for c in nb.cells for line in c.source.splitlines()}
     secret_lines = [line for line in tmpl["secret_lines"] if line not in visible]
@@ -570,7 +640,10 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
                     if p]
         problems = problems[:MAX_PROBLEMS] + ([f"... and {len(problems) - MAX_PROBLEMS} more"]
                                              if len(problems) > MAX_PROBLEMS else [])
-        if status == "ok" and any(not p.startswith(("note:", "output truncated")) for p in problems):
+        if sid in stored:
+            problems.append("the grades stored before in the gradebook stay; the feedback page is the one "
+                            "released before, if any")
+        if status == "ok" and any(not _is_note(p) for p in problems):
             status = "problem"
         rows.append({**exported[sid], "status": status, "problems": problems})
     if opts.feedback:
@@ -578,6 +651,8 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
         for row in rows:
             sid = row["export"]["student_id"]
             folder = fb_root / sid / opts.assignment
+            if sid in stored or state[sid].get("kept") or state[sid].get("result", {}).get("kept"):
+                continue        # its grades were not changed: nor is the feedback it was given
             if folder.exists():
                 shutil.rmtree(folder)
             if row["status"] == "conflict":     # the other submission's name is not this student's to see

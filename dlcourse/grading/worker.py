@@ -85,6 +85,23 @@ def _config(job: Job, course: Path, checker: dict):
     return cfg
 
 
+def _course_ignore(job: Job) -> list[str]:
+    """``CourseDirectory.ignore`` of the course (nbgrader's default without one)."""
+    cfg = _config_file(job)
+    return list(CourseDirectory(config=cfg).ignore)
+
+
+def _config_file(job: Job):
+    from traitlets.config import Config
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = Config()
+    if job.course_config:
+        path = Path(job.course_config)
+        cfg.merge(PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
+    return cfg
+
+
 def kernel_limits(limits: dict, uid: int | None) -> dict:
     """The rlimits of a kernel (the student's, or the checker's) from the job's limits."""
     return {"cpu_total": limits["notebook_timeout"] * 4, "address_space": limits["memory"] + 6 * 2**30,
@@ -219,9 +236,17 @@ def grade(job: Job) -> Result:
     shutil.copy(job.template_db, course / "gradebook.db")
     source = course / "source" / assignment
     source.mkdir(parents=True)
-    for item in Path(job.source_dir).iterdir():
-        if item.is_file() and item.suffix != ".ipynb":
-            shutil.copy(item, source / item.name)
+    # The assignment's other files (data beside the notebook, in subfolders too): nbgrader's
+    # autograde copies them over the student's, except those the course's
+    # ``Autograde.exclude_overwriting`` names.
+    ignore = _course_ignore(job)
+    from nbgrader.utils import find_all_files
+    for item in find_all_files(job.source_dir, ignore + ["*.ipynb"]):
+        target = source / os.path.relpath(item, job.source_dir)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(item, target)
+    if job.files:       # what the student handed in beside the notebooks
+        shutil.copytree(job.files, submitted, dirs_exist_ok=True)
     for nb_name, path in job.notebooks.items():
         shutil.copy(path, submitted / f"{nb_name}.ipynb")
     if job.timestamp:
@@ -321,7 +346,8 @@ def grade(job: Job) -> Result:
             off_limits += _off_limits_used(path)
     for name in off_limits:
         problems.append(f"its code tried to use {name}, the course's reference answer, which is off limits while grading")
-    if result_status == "ok" and any(p for p in problems if not p.startswith(("note:", "output truncated"))):
+    from .runner import _is_note
+    if result_status == "ok" and any(p for p in problems if not _is_note(p)):
         result_status = "problem"
     return Result(student=student, status=result_status, problems=problems, scores=scores, timestamp=timestamp,
                   autograded=autograded, runs=runs, seconds=round(time.monotonic() - t0, 1), key=job.key,
