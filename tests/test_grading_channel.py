@@ -315,6 +315,71 @@ def test_names_resolved_in_the_student_kernel_are_only_the_interface():
         checker.StudentNamespace.checker = None
 
 
+STUDENT_CODE = """
+def squares(n):
+    if n < 1:
+        raise ValueError("n must be at least 1")
+    return [i ** 2 for i in range(1, n + 1)]
+
+def sum_of_squares(n):
+    return sum(squares(n))
+
+def stopper(x):
+    raise StopIteration
+"""
+
+# nbgrader's documentation course's tests (problem1.ipynb), and what else a test may do to the
+# student's names
+NAMESPACE_TEST = """
+try:
+    squares(0)
+except ValueError:
+    caught = True
+orig_squares = squares
+del squares
+try:
+    sum_of_squares(1)
+except NameError:
+    uses_squares = True
+finally:
+    squares = orig_squares
+restored = sum_of_squares(10)
+limit = [1, 2, 3]
+"""
+
+
+def test_a_test_deletes_rebinds_and_catches_as_in_one_process(tmp_path):
+    student: dict = {}
+    exec(STUDENT_CODE, student)
+    pair = Pair(tmp_path, student)
+    ns = checker.StudentNamespace()
+    fake = type("C", (), {"channel": pair.channel, "tests_running": True,
+                          "interface": frozenset({"squares", "sum_of_squares", "stopper", "limit"})})()
+    checker.StudentNamespace.checker = fake
+    try:
+        pair.cell(lambda ch: exec(NAMESPACE_TEST, ns, ns))
+        assert ns["caught"] and ns["uses_squares"] and ns["restored"] == 385
+        assert student["squares"] is not None and student["sum_of_squares"](3) == 14   # restored there
+        assert student["limit"] == [1, 2, 3]                # plain data bound by a test reaches the student
+
+        def mock(ch):
+            exec("before = squares(1)", ns, ns)
+            with pytest.raises(checker.UncheckableValue, match="binds squares"):
+                exec("squares = lambda n: [0] * n", ns, ns)   # an object of the test's own cannot
+        pair.cell(mock)
+        assert student["squares"](2) == [1, 4]
+
+        def stop(ch):
+            # a student's StopIteration is not one in the checker: it cannot end a test's
+            # iteration early (all(map(...)) of nothing is True)
+            with pytest.raises(checker.StudentError) as info:
+                exec("ok = all(map(stopper, [1, 2]))", ns, ns)
+            assert not isinstance(info.value, StopIteration)
+        pair.cell(stop)
+    finally:
+        checker.StudentNamespace.checker = None
+
+
 def test_bound_names_are_what_answer_cells_define():
     code = "import numpy as np\nfrom x import y as z\ndef f():\n    inner = 1\nclass C: pass\na, (b, c) = 1, (2, 3)\n_h = 1\nfor i in []: pass"
     assert checker.bound_names(code) == {"np", "z", "f", "C", "a", "b", "c", "i"}

@@ -69,10 +69,13 @@ def _student_error(info: dict) -> StudentError:
         # A built-in exception's name gives a class that is also that built-in exception, so that a
         # test's ``except ValueError:`` or ``except NameError:`` catches the student's error as it
         # would in one process (nbgrader's documentation course tests ``squares(0)`` that way).
-        # Only subclasses of Exception: a student's error is never a SystemExit or KeyboardInterrupt.
+        # Only subclasses of Exception: a student's error is never a SystemExit or KeyboardInterrupt;
+        # nor one that steers iteration: a StopIteration out of a student's function would end a
+        # test's ``all(map(check, cases))`` early, with True.
         builtin = getattr(builtins, name, None)
         bases: tuple = (StudentError,)
-        if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception:
+        if isinstance(builtin, type) and issubclass(builtin, Exception) and builtin is not Exception \
+                and not issubclass(builtin, (StopIteration, StopAsyncIteration)):
             bases = (StudentError, builtin)
         try:
             cls = type(name, bases, {"__module__": "student", "__init__": Exception.__init__,

@@ -25,6 +25,11 @@ def roster(db_url: str, course_id: str) -> list[str]:
         return [s.id for s in gb.students]
 
 
+def assignments(db_url: str, course_id: str) -> list[str]:
+    with open_gradebook(db_url, course_id) as gb:
+        return [a.name for a in gb.assignments]
+
+
 def has_assignment(db_url: str, course_id: str, assignment: str) -> bool:
     with open_gradebook(db_url, course_id) as gb:
         try:

@@ -94,11 +94,15 @@ def collect(folder: Path, assignment: str, notebook_names: list[str], *,
     if not folder.is_dir():
         raise ValueError(f"--submissions: expected a folder of submissions, got {folder} (not a folder)")
     claims: dict[str, list[tuple[str, Submission]]] = {}
+    # nbgrader's layout for this class (some student has <student>/<assignment>/): a student folder
+    # without that level is never searched below its top (its subfolders are other assignments)
+    nbgrader_class = any(e.is_dir() and not e.is_symlink() and (e / assignment).is_dir()
+                         and not (e / assignment).is_symlink() for e in folder.iterdir())
     for entry in sorted(folder.iterdir()):
         if entry.name.startswith(".") or entry.name in ("__MACOSX", TIMESTAMPS_FILE):
             continue
         try:
-            sub = _from_entry(entry, assignment, other_assignments)
+            sub = _from_entry(entry, assignment, other_assignments, nbgrader_class)
         except Exception as exc:  # noqa: BLE001 -- one entry must never stop the class
             sub = Submission(student_id(Path(entry.name).stem))
             sub.problems.append(f"{shown(entry.name)} could not be read ({type(exc).__name__}: {shown(str(exc))})")
@@ -128,13 +132,14 @@ def collect(folder: Path, assignment: str, notebook_names: list[str], *,
     return subs
 
 
-def _from_entry(entry: Path, assignment: str, other_assignments: set[str] = frozenset()) -> Submission | None:
+def _from_entry(entry: Path, assignment: str, other_assignments: set[str] = frozenset(),
+                nbgrader_class: bool = False) -> Submission | None:
     if entry.is_symlink():
         sub = Submission(student_id(Path(entry.name).stem))
         sub.problems.append(f"{shown(entry.name)} is a symbolic link; it was not followed")
         return sub
     if entry.is_dir():
-        sub = _from_folder(entry, assignment, other_assignments - {assignment})
+        sub = _from_folder(entry, assignment, other_assignments - {assignment}, nbgrader_class)
         if sub.other_assignments_only:
             return None     # nbgrader's layout, other assignments only: not handed in
         return sub
@@ -234,7 +239,8 @@ def _instructor_timestamps(path: Path) -> dict[str, str]:
     return times
 
 
-def _from_folder(folder: Path, assignment: str, other_assignments: set[str] = frozenset()) -> Submission:
+def _from_folder(folder: Path, assignment: str, other_assignments: set[str] = frozenset(),
+                 nbgrader_class: bool = False) -> Submission:
     sub = Submission(student_id(folder.name))
     nbgrader_layout = (folder / assignment).is_dir() and not (folder / assignment).is_symlink()
     inner = folder / assignment if nbgrader_layout else folder
@@ -250,9 +256,11 @@ def _from_folder(folder: Path, assignment: str, other_assignments: set[str] = fr
     seen = 0
     skipped_other = False
     for root, dirs, files in os.walk(inner, followlinks=False):
-        if Path(root) == folder and not nbgrader_layout and any(d in other_assignments for d in dirs):
-            skipped_other = True
-            dirs[:] = [d for d in dirs if d not in other_assignments]
+        if Path(root) == folder and not nbgrader_layout:
+            others = [d for d in dirs if d in other_assignments or (nbgrader_class and d != ".ipynb_checkpoints")]
+            if others:
+                skipped_other = True
+                dirs[:] = [d for d in dirs if d not in others]
         dirs[:] = sorted(d for d in dirs if d != ".ipynb_checkpoints")
         for name in sorted(files):
             seen += 1

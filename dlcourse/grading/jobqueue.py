@@ -77,6 +77,7 @@ class Parcel(_Message):
     max_reruns: int = MAX_RERUNS
     timeout: float = 0.0                     # wall seconds the grading process may take (0: from the limits)
     files: dict[str, str] = field(default_factory=dict)   # other files handed in: relative path -> base64
+    preprocessors: list[str] = field(default_factory=list)   # autograde's (runner.autograde_preprocessors)
 
 
 @dataclass
@@ -274,7 +275,8 @@ def grade_parcel(parcel: Parcel, r) -> Reply:
               forbidden=[str(root)], threads=max(1, os.cpu_count() or 1), trusted=parcel.trusted,
               preload=parcel.preload, stubs=parcel.stubs, interface=parcel.interface,
               package=str(bundle / "package" / "dlcourse") if (bundle / "package").exists() else None,
-              max_reruns=parcel.max_reruns, files=str(files_dir) if files_dir else None)
+              max_reruns=parcel.max_reruns, files=str(files_dir) if files_dir else None,
+              preprocessors=parcel.preprocessors)
     (bundle / "source").mkdir(exist_ok=True)
     job_path = work / "job.json"
     job_path.write_text(job.to_json())
@@ -354,7 +356,8 @@ def run_queued(opts, tmpl, settings, pending, copies, state, progress, gb, db_ur
                         notebooks={n: Path(p).read_text() for n, p in spec["notebooks"].items()},
                         limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, trusted=tmpl["trusted"],
                         preload=tmpl["preload"], stubs=tmpl["stubs"], interface=tmpl["interface"],
-                        max_reruns=opts.max_reruns, timeout=timeout, files=_encode_files(spec.get("files")))
+                        max_reruns=opts.max_reruns, timeout=timeout, files=_encode_files(spec.get("files")),
+                        preprocessors=settings["preprocessors"])
         if r.set(PREFIX + "queued:" + key, str(time.time()), nx=True, ex=KEEP):
             app.send_task(TASK, args=[asdict(parcel)], task_id=key, queue=QUEUE)
         # else: an earlier run put it on the queue; wait for its reply

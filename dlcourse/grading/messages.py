@@ -117,6 +117,7 @@ class Job(_Message):
     package: str | None                      # dlcourse without the off-limits reference answers
     max_reruns: int = MAX_RERUNS
     files: str | None = None                 # a folder of the other files handed in beside the notebooks
+    preprocessors: list[str] = field(default_factory=list)   # autograde's, Execute replaced (runner.autograde_preprocessors)
 
 
 @dataclass

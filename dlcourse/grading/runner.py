@@ -108,9 +108,61 @@ def course_settings(course: Path) -> dict:
             "db_url": cd.get("db_url", f"sqlite:///{course / 'gradebook.db'}"),
             "config": path if path.exists() else None,
             "timeout": cfg.get("Execute", {}).get("timeout"),
+            "autograded": cd.get("autograded_directory", "autograded"),
+            "preprocessors": autograde_preprocessors(cfg),
             # files the release is built from besides the source folder (part of the template's key)
             "extra_sources": [course / v for v in (cfg.get("IncludeHeaderFooter", {}).get(t) for t in ("header", "footer"))
                               if isinstance(v, str) and v and (course / v).is_file()]}
+
+
+def autograde_preprocessors(cfg) -> list[str]:
+    """The course's ``Autograde.autograde_preprocessors`` (nbgrader's own list if it sets none), as
+    the worker runs them: nbgrader's ``Execute`` replaced by the sandboxed
+    :class:`~dlcourse.grading.execute.GuardedExecute`, every other preprocessor kept in its
+    place with the course's settings. A list without ``Execute``, or with a subclass of it of the
+    course's own (which would run the student's code its own way), is refused."""
+    from nbgrader.converters import Autograde
+    from nbgrader.preprocessors import Execute
+
+    listed = cfg.get("Autograde", {}).get("autograde_preprocessors")
+    if listed is None:
+        listed = Autograde.class_traits()["autograde_preprocessors"].default()
+    out = []
+    for item in listed:
+        if isinstance(item, str):
+            from traitlets.utils.importstring import import_item
+            try:
+                cls = import_item(item)
+            except Exception as exc:  # noqa: BLE001
+                raise ValueError(f"nbgrader_config.py: Autograde.autograde_preprocessors names {item!r}, which "
+                                 f"cannot be imported ({type(exc).__name__}: {exc})") from None
+        else:
+            cls = item
+        if cls is Execute:
+            out.append("dlcourse.grading.execute.GuardedExecute")
+        elif isinstance(cls, type) and issubclass(cls, Execute):
+            raise ValueError(f"nbgrader_config.py: Autograde.autograde_preprocessors runs {cls.__module__}."
+                             f"{cls.__qualname__}, an Execute of the course's own: dlcourse grade runs the "
+                             "student's code only in its sandbox; grade this course with nbgrader autograde, or "
+                             "list nbgrader.preprocessors.Execute instead")
+        else:
+            out.append(f"{cls.__module__}.{cls.__qualname__}")
+    if "dlcourse.grading.execute.GuardedExecute" not in out:
+        raise ValueError("nbgrader_config.py: Autograde.autograde_preprocessors has no Execute: dlcourse grade "
+                         "runs the notebooks; list nbgrader.preprocessors.Execute, or grade with nbgrader autograde")
+    return out
+
+
+def check_kernels(release: dict) -> None:
+    """dlcourse grade runs Python notebooks: a notebook for another language is refused (nbgrader
+    would start that language's kernel). A Python notebook's own kernel (a conda environment's,
+    say) is replaced by the course's Python in the sandbox, which has the course's packages."""
+    for name, nb in release.items():
+        spec = nb.metadata.get("kernelspec") or {}
+        language = spec.get("language") or (nb.metadata.get("language_info") or {}).get("name") or "python"
+        if str(language).lower() != "python":
+            raise ValueError(f"{name}.ipynb is a {language} notebook (kernel {spec.get('name')!r}): dlcourse grade "
+                             "grades Python notebooks only; grade this assignment with nbgrader autograde")
 
 
 class Progress:
@@ -195,6 +247,8 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
             meta = c.metadata.get("nbgrader", {})
             if meta.get("grade"):
                 cells.append((name, meta["grade_id"], float(meta.get("points", 0)), not meta.get("solution", False)))
+            elif meta.get("task"):      # graded by hand, like a written answer
+                cells.append((name, meta["grade_id"], float(meta.get("points", 0)), False))
     return {"dir": tmpl, "key": key, "release": release, "trusted": trusted, "stubs": stubs, "cells": cells,
             "preload": list(dict.fromkeys(imports)), "interface": sorted(interface), "package": package,
             "secret_lines": sorted(set(secret_lines))}
@@ -274,14 +328,20 @@ def grade(opts: Options) -> Outcome:
     work.mkdir(parents=True, exist_ok=True)
     tmpl = make_template(opts, settings, work)
     ensure_assignment(opts, settings, db_url, tmpl)
+    check_kernels(tmpl["release"])
     names = list(tmpl["release"])
     release_ids = {name: {c.metadata["nbgrader"]["grade_id"] for c in nb.cells
                           if c.metadata.get("nbgrader", {}).get("grade_id")} for name, nb in tmpl["release"].items()}
     source_root = opts.course / settings["source"]
     others = {p.name for p in source_root.iterdir() if p.is_dir()} if source_root.is_dir() else set()
+    others |= set(gbm.assignments(db_url, settings["course_id"]))
     subs = intake.collect(opts.submissions, opts.assignment, names, release_ids=release_ids,
                           other_assignments=others)
-    students = sorted(set(subs) | set(gbm.roster(db_url, settings["course_id"])))
+    enrolled = set(gbm.roster(db_url, settings["course_id"]))
+    students = sorted(set(subs) | enrolled)
+    # nbgrader's Autograde.create_student = False: a submission of someone not in the gradebook is
+    # not graded (nbgrader autograde refuses it)
+    create_student = load_config(settings["config"]).get("Autograde", {}).get("create_student", True)
     limits = opts.limits
     state: dict[str, dict] = {}
     pending: list[tuple[str, dict]] = []
@@ -295,6 +355,12 @@ def grade(opts: Options) -> Outcome:
             state[sid] = {"status": "missing", "problems": ["no submission"]}
             continue
         problems = list(sub.problems)
+        if not create_student and sid not in enrolled:
+            state[sid] = {"status": "unknown", "problems": problems + [
+                f"{sid} is not a student in the gradebook and nbgrader_config.py sets Autograde.create_student = "
+                f"False, so (as with nbgrader autograde) it was not graded: add the student (nbgrader db student "
+                f"add {sid}) and run again"]}
+            continue
         if sub.conflict:    # two submissions claim this id: the instructor decides, nothing is graded
             state[sid] = {"status": "conflict", "problems": problems}
             continue
@@ -405,7 +471,7 @@ def _merge_result(gb, opts: Options, sid: str, result: dict, keep: set[str] = fr
                                   "be graded)")
     else:
         gbm.merge(gb, opts.assignment, sid, result if result.get("scores") else None, keep)
-    dest = opts.course / "autograded" / sid / opts.assignment
+    dest = opts.course / course_settings(opts.course)["autograded"] / sid / opts.assignment
     for name, path in result.get("autograded", {}).items():
         dest.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != (dest / f"{name}.ipynb").resolve():
@@ -470,7 +536,8 @@ def _run_pending(opts, tmpl, settings, pending, copies, state, jobs, progress, g
                       source_dir=str(opts.course / settings["source"] / opts.assignment),
                       limits=opts.limits.to_dict(), sandbox=opts.use_sandbox, forbidden=[str(p) for p in forbidden],
                       threads=threads, trusted=tmpl["trusted"], preload=tmpl["preload"], stubs=tmpl["stubs"],
-                      interface=tmpl["interface"], package=tmpl["package"], max_reruns=opts.max_reruns)
+                      interface=tmpl["interface"], package=tmpl["package"], max_reruns=opts.max_reruns,
+                      preprocessors=settings["preprocessors"])
             job_path = folder / "job.json"
             job_path.write_text(job.to_json())
             (folder / "result.json").unlink(missing_ok=True)
@@ -621,7 +688,7 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
     out = opts.out
     # the students whose submission this run recorded (not missing ones, not conflicts, not those
     # whose new file could not be graded and whose stored grades stay)
-    recorded = [sid for sid in students if state[sid]["status"] not in ("missing", "conflict")
+    recorded = [sid for sid in students if state[sid]["status"] not in ("missing", "conflict", "unknown")
                 and not state[sid].get("kept") and not state[sid].get("result", {}).get("kept")]
     with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
         # the submission time as collected, never one a grading process reported
@@ -655,6 +722,8 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
                 continue        # its grades were not changed: nor is the feedback it was given
             if folder.exists():
                 shutil.rmtree(folder)
+            if row["status"] == "unknown":
+                continue
             if row["status"] == "conflict":     # the other submission's name is not this student's to see
                 fb.write_problem_page(fb_root, sid, opts.assignment, [
                     "more than one submission carries your student id; your instructor decides which is yours"])

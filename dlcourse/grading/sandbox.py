@@ -195,13 +195,13 @@ def sandbox_env(scratch: Path, threads: int) -> dict[str, str]:
 
 
 def _package_pythonpath() -> dict[str, str]:
-    """PYTHONPATH for the kernel when the grader itself found ``dlcourse`` through PYTHONPATH (a
-    developer's git worktree over an editable install of another checkout): the folder that holds
-    the package, of which the sandbox sees only the package itself (bound read-only)."""
+    """PYTHONPATH for the kernels: the folder that holds the ``dlcourse`` the grader itself runs,
+    of which the sandbox sees only the package (bound read-only). Without it, a kernel would find
+    the installed ``dlcourse`` (an editable install of another checkout, say), which the sandbox
+    does not show: grading from a copy of the course (``python -m dlcourse grade`` in it) or from
+    a developer's git worktree must use that copy's package."""
     import dlcourse
-    parent = str(Path(dlcourse.__file__).resolve().parent.parent)
-    entries = [str(Path(e).resolve()) for e in os.environ.get("PYTHONPATH", "").split(os.pathsep) if e]
-    return {"PYTHONPATH": parent} if parent in entries else {}
+    return {"PYTHONPATH": str(Path(dlcourse.__file__).resolve().parent.parent)}
 
 
 def make_scratch(root: Path, uid: int | None) -> Path:

@@ -56,7 +56,8 @@ def _config(job: Job, course: Path, checker: dict):
     cfg.CourseDirectory.autograded_directory = "autograded"
     cfg.CourseDirectory.feedback_directory = "feedback"
     cfg.CourseDirectory.release_directory = "release"
-    cfg.Autograde.autograde_preprocessors = [
+    # the course's list (nbgrader's by default), its Execute replaced by the sandboxed one
+    cfg.Autograde.autograde_preprocessors = job.preprocessors or [
         "dlcourse.grading.execute.GuardedExecute",
         "nbgrader.preprocessors.IgnorePattern",
         "nbconvert.preprocessors.ClearMetadataPreprocessor",
