@@ -34,6 +34,9 @@ _TAG = re.compile(r"<[^>]*>")
 _SPACE = re.compile(r"\s+")
 # A source line in an IPython traceback frame, ANSI codes removed: "      2 x = 1", "----> 3 assert ...".
 _NUMBERED = re.compile(r"^(\s*(?:-*>)?\s*)(\d+)(?: (.*))?$")
+# A frame's header: "Cell In[4], line 5, in check(f)", "File ~/x.py:3, in f(x)".
+_FRAME = re.compile(r"^(.*?, in )([A-Za-z_][A-Za-z0-9_]*)\b.*$")
+_DEF = re.compile(r"^\s*(?:async\s+def|def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
 def _plain(text: str) -> str:
@@ -125,10 +128,11 @@ def delimiters(config_file: Path | None = None, config=None) -> tuple[str, str]:
     return clear.begin_test_delimeter, clear.end_test_delimeter
 
 
-def redact_traceback(traceback: list[str], hidden: set[str]) -> list[str]:
+def redact_traceback(traceback: list[str], hidden: set[str], names: set[str] = frozenset()) -> list[str]:
     """An error's traceback with every line that shows a line of ``hidden`` (stripped source
-    lines of the hidden tests) replaced by a line that says so; the rest (the failing line of a
-    visible test, the student's own code, the error's message) stays as IPython wrote it."""
+    lines of the hidden tests) replaced by a line that says so, and the names of functions the
+    hidden tests define (``names``) left out of the frames' headers; the rest (the failing line of
+    a visible test, the student's own code, the error's message) stays as IPython wrote it."""
     out = []
     for entry in traceback:
         lines = []
@@ -136,13 +140,21 @@ def redact_traceback(traceback: list[str], hidden: set[str]) -> list[str]:
             plain = _ANSI.sub("", line)
             m = _NUMBERED.match(plain)
             code = (m.group(3) or "") if m else plain
+            header = _FRAME.match(plain)
             if code.strip() in hidden or plain.strip() in hidden:
                 where = f"{m.group(1)}{m.group(2)} " if m else "    "
                 lines.append(f"{where}# (a line of the hidden tests, not shown)\x1b[0m")
+            elif header and header.group(2) in names:
+                lines.append(f"{header.group(1)}(a function of the hidden tests)\x1b[0m")
             else:
                 lines.append(line)
         out.append("\n".join(lines))
     return out
+
+
+def _defined_names(lines: list[str]) -> set[str]:
+    """The functions and classes that these lines of source define."""
+    return {m.group(1) for line in lines for m in [_DEF.match(line)] if m}
 
 
 class HideHiddenTests(NbGraderPreprocessor):
@@ -157,9 +169,12 @@ class HideHiddenTests(NbGraderPreprocessor):
         delims = (self.begin_test_delimeter, self.end_test_delimeter)
         self._secrets = list(self.secret_lines)
         self._hidden = {line.strip() for line in self.secret_lines if line.strip()}
+        self._names = _defined_names(list(self.secret_lines))
         for cell in nb.cells:
             self._secrets += hidden_lines(cell.source, *delims)
-            self._hidden |= {line.strip() for line in _region_lines(cell.source, *delims) if line.strip()}
+            region = _region_lines(cell.source, *delims)
+            self._hidden |= {line.strip() for line in region if line.strip()}
+            self._names |= _defined_names(region)
         return super().preprocess(nb, resources)
 
     def preprocess_cell(self, cell, resources, index):
@@ -169,7 +184,7 @@ class HideHiddenTests(NbGraderPreprocessor):
                                        comment="# " if cell.cell_type == "code" else "")
         for out in cell.get("outputs", []):
             if out.get("output_type") == "error":
-                out["traceback"] = redact_traceback(list(out.get("traceback", [])), self._hidden)
+                out["traceback"] = redact_traceback(list(out.get("traceback", [])), self._hidden, self._names)
                 if self._leaks({"traceback": out["traceback"], "output_type": "error"}):
                     # a hidden line shown in a way the redaction did not recognise: the message only
                     out["traceback"] = [f"{out.get('ename', 'Error')}: {_ANSI.sub('', str(out.get('evalue', '')))}"]
