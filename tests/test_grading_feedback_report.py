@@ -405,3 +405,20 @@ def test_ids_shared_by_two_notebooks_are_told_apart(tmp_path):
     assert got["problem1/q1"] == "1" and got["problem2/q1"] == "0"
     text = report.summary(rows, cells, "ps1")
     assert re.search(r"problem1/q1\s+auto\s+1\s+1\.00", text) and re.search(r"problem2/q1\s+auto\s+2\s+0\.00", text)
+
+
+def test_frames_of_the_grader_are_left_out_and_the_course_checks_stay():
+    """A test calls the student's function through the checker's channel: the channel's frame
+    (dlcourse/grading/checker.py, wherever the sandbox mounts it) is the grader's, not the course's."""
+    tb = ["\x1b[31m------\x1b[39m", "\x1b[31mNotImplementedError\x1b[39m    Traceback (most recent call last)",
+          "Cell \x1b[32mIn[5], line 1\x1b[39m\n\x1b[32m----> 1\x1b[39m model = build_model((128, 128, 3), 10)\n",
+          "    [... skipping hidden 1 frame]\n",
+          "File \x1b[32m/tmp/fresh/dlcourse/grading/checker.py:249\x1b[39m, in \x1b[36mChannel.call\x1b[39m(self)\n"
+          "\x1b[32m--> 249\x1b[39m     raise _student_error(reply[\"raised\"])\n",
+          "File \x1b[32m/tmp/fresh/dlcourse/checks.py:18\x1b[39m, in \x1b[36m_fail\x1b[39m(what)\n"
+          "\x1b[32m---> 18\x1b[39m raise AssertionError(message)\n",
+          "NotImplementedError:  (in build_model, line 4: raise NotImplementedError())"]
+    out = plain("\n".join(feedback.redact_traceback(tb, set())))
+    assert "checker.py" not in out and "_student_error" not in out
+    assert "----> 1 model = build_model((128, 128, 3), 10)" in out and "dlcourse/checks.py:18" in out
+    assert out.endswith("NotImplementedError:  (in build_model, line 4: raise NotImplementedError())")

@@ -36,6 +36,8 @@ _SPACE = re.compile(r"\s+")
 _NUMBERED = re.compile(r"^(\s*(?:-*>)?\s*)(\d+)(?: (.*))?$")
 # A frame's header: "Cell In[4], line 5, in check(f)", "File ~/x.py:3, in f(x)".
 _FRAME = re.compile(r"^(.*?, in )([A-Za-z_][A-Za-z0-9_]*)\b.*$")
+# A frame in the grader's own modules (dlcourse/grading/*.py, wherever the sandbox mounts them).
+_GRADER_FRAME = re.compile(r"^\s*File [^\n]*[/\\]dlcourse[/\\]grading[/\\][A-Za-z0-9_]+\.py:\d+")
 _DEF = re.compile(r"^\s*(?:async\s+def|def|class)\s+([A-Za-z_][A-Za-z0-9_]*)")
 
 
@@ -132,9 +134,12 @@ def redact_traceback(traceback: list[str], hidden: set[str], names: set[str] = f
     """An error's traceback with every line that shows a line of ``hidden`` (stripped source
     lines of the hidden tests) replaced by a line that says so, and the names of functions the
     hidden tests define (``names``) left out of the frames' headers; the rest (the failing line of
-    a visible test, the student's own code, the error's message) stays as IPython wrote it."""
+    a visible test, the student's own code, the error's message) stays as IPython wrote it. Frames
+    of the grader's own modules (the checker's channel to the student's kernel) are left out."""
     out = []
     for entry in traceback:
+        if _GRADER_FRAME.match(_ANSI.sub("", str(entry))):
+            continue        # the grader's own machinery (the checker's channel): nothing for the student
         lines = []
         for line in str(entry).split("\n"):
             plain = _ANSI.sub("", line)
