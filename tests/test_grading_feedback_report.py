@@ -422,3 +422,12 @@ def test_frames_of_the_grader_are_left_out_and_the_course_checks_stay():
     assert "checker.py" not in out and "_student_error" not in out
     assert "----> 1 model = build_model((128, 128, 3), 10)" in out and "dlcourse/checks.py:18" in out
     assert out.endswith("NotImplementedError:  (in build_model, line 4: raise NotImplementedError())")
+
+
+def test_hidden_lines_in_a_traceback_are_recognised_however_spaced():
+    hidden = {"assert f(3) ==\t9", "assert f(4) == 16"}
+    tb = ["Cell In[3], line 2\n      1 x = 1\n----> 2 assert f(3) ==    9\n      3 assert  f(4)  ==  16\n",
+          "  File \"<cell>\", line 2\n    assert f(3) == 9\n              ^\nAssertionError"]
+    out = plain("\n".join(feedback.redact_traceback(tb, hidden)))
+    assert "f(3)" not in out and "f(4)" not in out
+    assert "----> 2 # (a line of the hidden tests, not shown)" in out and "      1 x = 1" in out

@@ -131,11 +131,13 @@ def delimiters(config_file: Path | None = None, config=None) -> tuple[str, str]:
 
 
 def redact_traceback(traceback: list[str], hidden: set[str], names: set[str] = frozenset()) -> list[str]:
-    """An error's traceback with every line that shows a line of ``hidden`` (stripped source
-    lines of the hidden tests) replaced by a line that says so, and the names of functions the
-    hidden tests define (``names``) left out of the frames' headers; the rest (the failing line of
-    a visible test, the student's own code, the error's message) stays as IPython wrote it. Frames
-    of the grader's own modules (the checker's channel to the student's kernel) are left out."""
+    """An error's traceback with every line that shows a line of ``hidden`` (source lines of the
+    hidden tests; recognised however they are spaced) replaced by a line that says so, and the
+    names of the functions the hidden tests define (``names``) left out of the frames' headers;
+    the rest (the failing line of a visible test, the student's own code, the error's message)
+    stays as IPython wrote it. Frames of the grader's own modules (the checker's channel to the
+    student's kernel) are left out."""
+    hidden = {_SPACE.sub("", line) for line in hidden} - {""}
     out = []
     for entry in traceback:
         if _GRADER_FRAME.match(_ANSI.sub("", str(entry))):
@@ -146,7 +148,7 @@ def redact_traceback(traceback: list[str], hidden: set[str], names: set[str] = f
             m = _NUMBERED.match(plain)
             code = (m.group(3) or "") if m else plain
             header = _FRAME.match(plain)
-            if code.strip() in hidden or plain.strip() in hidden:
+            if _SPACE.sub("", code) in hidden or _SPACE.sub("", plain) in hidden:
                 where = f"{m.group(1)}{m.group(2)} " if m else "    "
                 lines.append(f"{where}# (a line of the hidden tests, not shown)\x1b[0m")
             elif header and header.group(2) in names:
@@ -173,12 +175,12 @@ class HideHiddenTests(NbGraderPreprocessor):
     def preprocess(self, nb, resources):
         delims = (self.begin_test_delimeter, self.end_test_delimeter)
         self._secrets = list(self.secret_lines)
-        self._hidden = {line.strip() for line in self.secret_lines if line.strip()}
+        self._hidden = {_SPACE.sub("", line) for line in self.secret_lines} - {""}
         self._names = _defined_names(list(self.secret_lines))
         for cell in nb.cells:
             self._secrets += hidden_lines(cell.source, *delims)
             region = _region_lines(cell.source, *delims)
-            self._hidden |= {line.strip() for line in region if line.strip()}
+            self._hidden |= {_SPACE.sub("", line) for line in region} - {""}
             self._names |= _defined_names(region)
         return super().preprocess(nb, resources)
 
