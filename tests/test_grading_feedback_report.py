@@ -14,7 +14,10 @@ from __future__ import annotations
 
 import copy
 import csv
+import os
 import re
+import sys
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -276,8 +279,13 @@ def course(tmp_path_factory):
                       'c.ClearHiddenTests.end_test_delimeter = "END SECRET TESTS"\n')
     nbformat.write(course_notebook("BEGIN SECRET TESTS", "END SECRET TESTS"), root / "source" / "ps1" / "problem1.ipynb")
     db = f"sqlite:///{root / 'gradebook.db'}"
-    runner._generate(root, "ps1", config, source_directory="source", release_directory="release",
-                     db_url=db, course_id="demo")
+    mp = pytest.MonkeyPatch()       # nbgrader's Gradebook runs `alembic` from the environment's bin
+    mp.setenv("PATH", str(Path(sys.executable).parent) + os.pathsep + os.environ["PATH"])
+    try:
+        runner._generate(root, "ps1", config, source_directory="source", release_directory="release",
+                         db_url=db, course_id="demo")
+    finally:
+        mp.undo()
     with Gradebook(db, "demo") as gb:
         gb.update_or_create_student("bitdiddle")
         gb.add_submission("ps1", "bitdiddle")
@@ -329,6 +337,14 @@ def test_gradebook_export_has_the_task_grade(course):
     with Gradebook(course["db"], "demo") as gb:
         rows = gradebook.export_rows(gb, "ps1", ["bitdiddle"])
         assert rows["bitdiddle"]["cells"][TASK_ID] == (0.0, 2.0, True)       # waits for a grade by hand
+        # merged as a worker reports it (its own gradebook's task grade: no score, to grade by hand)
+        gradebook.merge(gb, "ps1", "bitdiddle", {"scores": {"problem1": {
+            "grades": {"correct_squares": {"auto_score": 0.0, "max_score": 1.0, "needs_manual_grade": False},
+                       TASK_ID: {"auto_score": None, "max_score": 2.0, "needs_manual_grade": True}},
+            "comments": {}}}})
+        rows = gradebook.export_rows(gb, "ps1", ["bitdiddle"])
+        assert rows["bitdiddle"]["cells"][TASK_ID] == (0.0, 2.0, True)
+        assert rows["bitdiddle"]["cells"]["correct_squares"] == (0.0, 1.0, False)
         grade = gb.find_grade(TASK_ID, "problem1", "ps1", "bitdiddle")
         grade.manual_score = 1.5
         grade.needs_manual_grade = False
