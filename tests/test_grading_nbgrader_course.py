@@ -221,6 +221,7 @@ def test_nothing_stored_is_lost(tmp_path):
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "example") as gb:   # the formgrader's work
         grade = gb.find_grade("part-a", "problem2", "ps1", "hacker")
         grade.manual_score = 1.0
+        grade.needs_manual_grade = False        # as the formgrader's grade handler does
         comment = gb.find_comment("part-a", "problem2", "ps1", "hacker")
         comment.manual_comment = "Well explained."
         gb.db.commit()

@@ -273,7 +273,7 @@ def generate(course: Path, db_url: str, course_id: str, assignment: str, student
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = db_url
     cfg.CourseDirectory.course_id = course_id
-    cfg.CourseDirectory.autograded_directory = "autograded"
+    # the course's autograded_directory (where the runner copies the autograded notebooks)
     cfg.CourseDirectory.feedback_directory = str(out)
     pre = ["nbgrader.preprocessors.GetGrades"]
     if not show_hidden:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from nbgrader.api import Gradebook, MissingEntry
+from nbgrader.api import Gradebook, MissingEntry, TaskCell
 
 EXPORT_COLUMNS = ["assignment", "duedate", "timestamp", "student_id", "last_name", "first_name", "email",
                   "raw_score", "late_submission_penalty", "score", "max_score"]
@@ -67,6 +67,8 @@ def merge(gb: Gradebook, assignment: str, student: str, result: dict | None,
             continue
         got = scores.get(nb.name)
         for grade in nb.grades:
+            if isinstance(grade.cell, TaskCell):    # graded by hand only; autograding never touches it
+                continue
             auto = (got or {}).get("grades", {}).get(grade.name)
             if auto is None:
                 grade.auto_score = 0.0

@@ -219,15 +219,20 @@ def make_template(opts: Options, settings: dict, work: Path) -> dict:
     secret_lines: list[str] = []
     imports: list[str] = []
     from nbgrader.api import Gradebook
+    delims = fb.delimiters(settings["config"])
     with Gradebook(f"sqlite:///{tmpl / 'gradebook.db'}") as gb:
         for nb in gb.find_assignment(opts.assignment).notebooks:
+            answers = {c.name for c in nb.solution_cells}
             for cell in nb.source_cells:
-                if cell.cell_type == "code" and cell.locked:
-                    graded = any(g.name == cell.name for g in nb.grade_cells)
+                secret_lines += fb.hidden_lines(cell.source, *delims)
+                graded = any(g.name == cell.name for g in nb.grade_cells)
+                # a test cell runs in the checker even when the course leaves it unlocked
+                # (LockCells.lock_grade_cells = False): the rebuilt notebook has the release's
+                # source for every cell that is not an answer cell
+                if cell.cell_type == "code" and (cell.locked or (graded and cell.name not in answers)):
                     trusted[code_hash(cell.source)] = "test" if graded else "given"
                     if not graded:
                         imports += setup_imports(cell.source)
-                    secret_lines += fb.hidden_lines(cell.source)
     stubs = {name: {c.metadata["nbgrader"]["grade_id"]: c.source for c in nb.cells
                     if intake.is_answer_cell(c)} for name, nb in release.items()}
     # The names a test may look up in the student's kernel: those the answer cells define.
