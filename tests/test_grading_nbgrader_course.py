@@ -267,3 +267,36 @@ def test_nothing_stored_is_lost(tmp_path):
     assert after["problem1/correct_squares"] == before["hacker"]["problem1/correct_squares"]
     row = hacker_row()
     assert "problem2.ipynb is not in the single notebook file" in row["problems"], row
+
+
+def test_settings_it_cannot_follow_are_refused_with_a_message(tmp_path):
+    """A course's autograde preprocessors are run with nbgrader's Execute replaced by the sandboxed
+    one; an Execute of the course's own, a list without Execute and a notebook in another language
+    are refused, each with a message that says what to do."""
+    import nbformat
+    from traitlets.config import Config
+
+    from dlcourse.grading import runner
+
+    cfg = Config()
+    cfg.Autograde.autograde_preprocessors = ["nbgrader.preprocessors.Execute", "nbgrader.preprocessors.LimitOutput",
+                                             "nbgrader.preprocessors.SaveAutoGrades"]
+    assert runner.autograde_preprocessors(cfg) == [
+        "dlcourse.grading.execute.GuardedExecute", "nbgrader.preprocessors.limitoutput.LimitOutput",
+        "nbgrader.preprocessors.saveautogrades.SaveAutoGrades"]
+    assert runner.autograde_preprocessors(Config())[0] == "dlcourse.grading.execute.GuardedExecute"
+    cfg.Autograde.autograde_preprocessors = ["nbgrader.preprocessors.SaveAutoGrades"]
+    with pytest.raises(ValueError, match="has no Execute"):
+        runner.autograde_preprocessors(cfg)
+    cfg.Autograde.autograde_preprocessors = ["dlcourse.grading.execute.GuardedExecute"]   # an Execute subclass
+    with pytest.raises(ValueError, match="Execute of the course's own"):
+        runner.autograde_preprocessors(cfg)
+    cfg.Autograde.autograde_preprocessors = ["no_such_module.Preprocessor"]
+    with pytest.raises(ValueError, match="cannot be imported"):
+        runner.autograde_preprocessors(cfg)
+
+    python = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "conda-env-py", "display_name": "Python (conda)", "language": "python"}})
+    runner.check_kernels({"problem1": python})
+    r_notebook = nbformat.v4.new_notebook(metadata={"kernelspec": {"name": "ir", "display_name": "R", "language": "R"}})
+    with pytest.raises(ValueError, match="grade this assignment with nbgrader autograde"):
+        runner.check_kernels({"problem1": python, "problem2": r_notebook})
