@@ -10,6 +10,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# The course package with the tools of developers and instructors (a student's `pip install` gets
+# only the core: pyproject.toml).
+EXTRAS := book,test,grade,hub
 # TensorFlow's C++ log lines go to stderr; keep them out of the book and the graded notebooks.
 export TF_CPP_MIN_LOG_LEVEL := 3
 export PATH := $(CURDIR)/$(BIN):$(PATH)
@@ -21,7 +24,7 @@ help:
 $(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e .
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e .[$(EXTRAS)]
 	$(BIN)/python -m pip check
 	@touch $(STAMP)
 
@@ -54,7 +57,7 @@ grade: $(STAMP)
 # Refresh the pins after changing pyproject.toml (needs network access to PyPI).
 lock:
 	rm -rf /tmp/dlcourse-lock && $(PYTHON) -m venv /tmp/dlcourse-lock
-	/tmp/dlcourse-lock/bin/pip install --quiet --upgrade "pip>=24" && /tmp/dlcourse-lock/bin/pip install --quiet -e .
+	/tmp/dlcourse-lock/bin/pip install --quiet --upgrade "pip>=24" && /tmp/dlcourse-lock/bin/pip install --quiet -e .[$(EXTRAS)]
 	/tmp/dlcourse-lock/bin/pip freeze --exclude-editable --exclude dlcourse | sed '/^-e /d' > constraints.txt
 
 clean:
