@@ -47,9 +47,13 @@ test: $(STAMP)
 # copies into an empty folder) and submits into LAB_EXCHANGE/dlcourse/inbound, offline.
 LAB_DIR ?= exercises
 LAB_EXCHANGE ?= $(CURDIR)/.exchange
+# (nbgrader's Assignments panel fetches into its server's working folder, this one, unless told
+# otherwise: DLCOURSE_ASSIGNMENT_DIR, read by nbgrader_config.py, is the folder Lab serves.)
 lab: $(STAMP)
 	$(BIN)/python -m dlcourse.release --exchange $(LAB_EXCHANGE)
-	DLCOURSE_EXCHANGE=$(LAB_EXCHANGE) JUPYTER_CONFIG_PATH="$(CURDIR)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
+	@mkdir -p $(LAB_DIR)
+	DLCOURSE_EXCHANGE=$(LAB_EXCHANGE) DLCOURSE_ASSIGNMENT_DIR="$$(cd $(LAB_DIR) && pwd)" \
+	  JUPYTER_CONFIG_PATH="$(CURDIR)$${JUPYTER_CONFIG_PATH:+:$$JUPYTER_CONFIG_PATH}" \
 	  $(BIN)/jupyter lab --notebook-dir=$(LAB_DIR) $(LAB_ARGS)
 
 release: $(STAMP)

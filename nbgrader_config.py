@@ -15,6 +15,10 @@ c.CourseDirectory.ignore = [".ipynb_checkpoints", "*.pyc", "__pycache__", "feedb
 # one in the course folder (.exchange/), `make hub` the hub's (hub/roles/common/nbgrader_config.py).
 if os.environ.get("DLCOURSE_EXCHANGE"):
     c.Exchange.root = os.environ["DLCOURSE_EXCHANGE"]
+# Where the Assignments panel fetches to and submits from: the folder JupyterLab serves (`make lab`
+# sets it; on the hub each user's server runs in that folder, the default).
+if os.environ.get("DLCOURSE_ASSIGNMENT_DIR"):
+    c.Exchange.assignment_dir = os.environ["DLCOURSE_ASSIGNMENT_DIR"]
 
 # Kernels inherit these from `make`, and `import dlcourse` sets them too; a student who starts
 # Jupyter another way still gets a quiet TensorFlow.
