@@ -33,7 +33,8 @@ book: $(STAMP)
 	$(BIN)/jupyter-book build . -W -n --keep-going
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
-test: $(STAMP)
+# (tests/test_hub.py runs `make hub`'s JupyterHub: its proxy is installed first, from npm)
+test: $(STAMP) hub/node_modules/.bin/configurable-http-proxy
 	bash .ci/system-deps.sh
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

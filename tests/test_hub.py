@@ -20,9 +20,9 @@ Answers are written into the fetched notebook by the test (as that student's fil
 typed: typing code into Lab's editor tests CodeMirror, not the course. Everything else goes through
 the hub as a person would. Screenshots of each step: `_build/screenshots/hub-*.png`.
 
-Needs root (users, PAM, runuser), Debian's chromium, Node and npm (`.ci/system-deps.sh`), and
-`npm ci --prefix hub` (the fixture runs it, as `make hub` does). The users are named `dlct-*` and
-removed afterwards.
+Needs root (users, PAM, runuser), Debian's chromium and Node (`.ci/system-deps.sh`), and the proxy in
+`hub/node_modules` (`make test` and `make hub` run `npm ci --prefix hub`). The users are named
+`dlct-*` and removed afterwards.
 """
 from __future__ import annotations
 
@@ -162,9 +162,6 @@ def running_hub():
     proc = None
     try:
         t0 = time.monotonic()
-        npm = subprocess.run(["npm", "ci", "--prefix", str(HUB), "--no-audit", "--no-fund", "--loglevel=error"],
-                             capture_output=True, text=True, timeout=600)
-        assert npm.returncode == 0, f"npm ci --prefix hub failed:\n{npm.stdout}\n{npm.stderr}"
         setup = subprocess.run([sys.executable, str(HUB / "setup.py"), "--instructor", INSTRUCTOR,
                                 "--students", *STUDENTS, "--state", str(root / "state"),
                                 "--exchange", str(root / "exchange")],
@@ -425,7 +422,9 @@ def loop():
     assert os.geteuid() == 0, "the hub test creates system users: run it as root (CI does)"
     reason = missing()
     assert reason is None, reason
-    assert shutil.which("npm"), "npm is missing: `bash .ci/system-deps.sh hub` as root installs it"
+    proxy = HUB / "node_modules" / ".bin" / "configurable-http-proxy"
+    assert proxy.exists(), (f"{proxy} is missing: `make test` installs it (npm ci --prefix hub, after "
+                            "`bash .ci/system-deps.sh hub` for Node and npm)")
     t0 = time.monotonic()
     with running_hub() as hub:
         s = hub.steps
