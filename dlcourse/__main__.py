@@ -4,6 +4,9 @@
     dlcourse grade ASSIGNMENT ... --queue redis://:PASSWORD@HOST:PORT/0  the same, graded by workers
     dlcourse worker --queue URL --work DIR                               grade jobs from the queue
     dlcourse release [ASSIGNMENT ...]                                    regenerate exercises/
+    dlcourse release-feedback ASSIGNMENT [--out grading-out]             feedback to students (nbgrader's exchange)
+    dlcourse export --format canvas|moodle --roster ROSTER GRADES.csv ... [--out FILE]
+                                                                         grades for a school's gradebook
 """
 from __future__ import annotations
 
@@ -143,6 +146,23 @@ def main(argv=None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _grade_parser(sub)
     _worker_parser(sub)
+    exp = sub.add_parser("export", help="write grades.csv files in the import format of a Canvas or Moodle gradebook",
+                         description="Write the scores of one or more grades.csv (from `dlcourse grade`, one per "
+                                     "assignment) as a CSV that a Canvas or Moodle gradebook imports, with the "
+                                     "platform's ids from a roster (columns: student_id, and canvas_id / sis_user_id "
+                                     "/ sis_login_id / name / section for Canvas, email / idnumber for Moodle).")
+    exp.add_argument("grades", nargs="+", type=Path, help="grades.csv files, one per assignment")
+    exp.add_argument("--format", required=True, choices=["canvas", "moodle"])
+    exp.add_argument("--roster", required=True, type=Path, help="CSV mapping student_id to the platform's ids")
+    exp.add_argument("--out", type=Path, help="the file to write (default: print it)")
+    rfb = sub.add_parser("release-feedback", help="release the feedback of `dlcourse grade` through nbgrader's exchange",
+                         description="Copy each collected submission's timestamp.txt and submission_secret.txt next "
+                                     "to its feedback page in OUT/feedback, then run `nbgrader release_feedback` on "
+                                     "that folder, so that students fetch their feedback in the Assignment List.")
+    rfb.add_argument("assignment")
+    rfb.add_argument("--out", type=Path, default=Path("grading-out"), help="dlcourse grade's --out (default: %(default)s)")
+    rfb.add_argument("--course", type=Path, default=Path.cwd(),
+                     help="the course folder, with submitted/ (default: this folder)")
     rel = sub.add_parser("release", help="regenerate exercises/ from solutions/ (nbgrader generate_assignment)")
     rel.add_argument("assignments", nargs="*")
     args = parser.parse_args(argv)
@@ -150,6 +170,20 @@ def main(argv=None) -> int:
         return grade_command(args)
     if args.command == "worker":
         return worker_command(args)
+    if args.command == "release-feedback":
+        from dlcourse import feedback_release
+        try:
+            return feedback_release.main(args)
+        except (ValueError, RuntimeError) as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+    if args.command == "export":
+        from dlcourse import export
+        try:
+            return export.main(args)
+        except ValueError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
     from dlcourse import release
     return release.main(args.assignments)
 

@@ -53,12 +53,54 @@ def release(names: list[str] | None = None, *, root: Path = ROOT, release_dir: s
     return names
 
 
+def release_to_exchange(exchange: Path, names: list[str] | None = None, *, root: Path = ROOT,
+                        course_id: str = "dlcourse") -> list[str]:
+    """Release the student notebooks of exercises/ into a local nbgrader exchange (``make lab``).
+
+    On one machine without a hub, this is what the instructor's ``nbgrader release_assignment``
+    does on a hub: JupyterLab's Assignments panel then lists the assignments, fetches them into
+    the folder Lab serves and submits them back into the exchange's inbound folder, offline. Only
+    the assignments whose released notebooks differ from exercises/ are released again; the
+    exchange's inbound (the submissions) is never touched. Returns the names released.
+    """
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.exchange.default import ExchangeReleaseAssignment
+    from traitlets.config import Config
+
+    exchange = Path(exchange).resolve()
+    done = []
+    for name in names or assignments(root):
+        source = root / "exercises" / name
+        outbound = exchange / course_id / "outbound" / name
+        files = sorted(p.relative_to(source) for p in source.rglob("*") if p.is_file()
+                       and ".ipynb_checkpoints" not in p.parts)
+        if outbound.is_dir() and all((outbound / f).is_file() and (outbound / f).read_bytes() == (source / f).read_bytes()
+                                     for f in files):
+            continue
+        cfg = Config()
+        cfg.CourseDirectory.root = str(root)
+        cfg.CourseDirectory.release_directory = "exercises"
+        cfg.CourseDirectory.course_id = course_id
+        cfg.CourseDirectory.assignment_id = name
+        cfg.Exchange.root = str(exchange)
+        coursedir = CourseDirectory(config=cfg)
+        ExchangeReleaseAssignment(coursedir=coursedir, config=cfg, force=True).start()
+        done.append(name)
+    return done
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m dlcourse.release", description=__doc__.splitlines()[0])
     parser.add_argument("assignments", nargs="*", help="assignment names (default: all in solutions/)")
     parser.add_argument("--db-url", help="nbgrader gradebook URL (default: the course's gradebook.db)")
+    parser.add_argument("--exchange", type=Path,
+                        help="instead: release the notebooks of exercises/ into this local nbgrader exchange (make lab)")
     args = parser.parse_args(argv)
     try:
+        if args.exchange:
+            done = release_to_exchange(args.exchange, args.assignments or None)
+            print(f"local exchange {args.exchange}: " + (f"released {', '.join(done)}" if done else "up to date"))
+            return 0
         release(args.assignments or None, db_url=args.db_url)
     except (ValueError, RuntimeError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -61,6 +61,11 @@ def stray_files(chapter: str) -> dict[str, str]:
         "grading-out/summary.txt": "student score\n",
         "grading-out/grades.csv": "student,score\n",
         "grading-out/feedback/x/cnn/cnn.html": "<html><body>feedback</body></html>\n",
+        # `make lab`'s local exchange and `make hub`'s proxy (npm) and state
+        ".exchange/dlcourse/outbound/cnn/cnn.ipynb": NOTEBOOK,
+        ".exchange/dlcourse/inbound/x+cnn+2026-01-01 00:00:00.000000 UTC+abc/cnn.ipynb": NOTEBOOK,
+        "hub/node_modules/configurable-http-proxy/README.md": "# configurable-http-proxy\n",
+        ".hub/users.json": "{}\n",
     }
 
 

@@ -12,7 +12,8 @@ person to look at.
 
 `make lab` is started as a student would (on a scratch copy of `exercises/`, because Validate
 saves the notebook): nbgrader's extensions are installed and enabled, the Validate button runs
-nbgrader's validation, and the server finds the course's `nbgrader_config.py`.
+nbgrader's validation, and the server finds the course's `nbgrader_config.py`. Its local exchange
+(no hub) lists, fetches and submits the assignments offline.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ import re
 import shutil
 import subprocess
 import sys
+import tempfile
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -288,13 +290,50 @@ def test_make_lab_validate_button_runs_nbgrader_validate(validated):
     assert "failed" in validated["text"] and "NotImplementedError" in validated["text"], validated["text"][:2000]
 
 
-def test_make_lab_assignment_list_extension_answers(lab):
-    # The assignment list shows what an nbgrader exchange holds (a JupyterHub's, see the
-    # instructors' page); with none configured it answers with nbgrader's explanation.
+def test_make_lab_assignment_list_lists_the_local_exchange(lab):
+    # Without a hub, `make lab` releases exercises/ into a local exchange (LAB_EXCHANGE): the
+    # Assignments panel lists every assignment, already downloaded in exercises/.
+    from dlcourse.release import assignments
+
     answer = lab.api("assignments?course_id=dlcourse")
-    assert "success" in answer and "value" in answer, answer
-    if not answer["success"]:
-        assert "exchange directory does not exist" in answer["value"], answer
+    assert answer.get("success"), answer
+    fetched = {a["assignment_id"] for a in answer["value"] if a["status"] == "fetched"}
+    assert fetched == set(assignments(ROOT)), answer
+
+
+@pytest.fixture(scope="module")
+def lab_on_empty_folder():
+    """`make lab` on an empty folder (a student's own work folder), with a local exchange."""
+    from screenshot_lab import make_lab
+
+    work = Path(tempfile.mkdtemp(prefix="dlcourse-work-"))
+    try:
+        with make_lab(work) as server:
+            yield server
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_make_lab_fetches_and_submits_through_the_local_exchange_offline(lab_on_empty_folder):
+    from dlcourse.release import assignments
+
+    lab = lab_on_empty_folder
+    name = assignments(ROOT)[0]
+    listed = lab.api("assignments?course_id=dlcourse")
+    assert listed.get("success"), listed
+    assert {a["assignment_id"] for a in listed["value"] if a["status"] == "released"} == set(assignments(ROOT)), listed
+    fetched = lab.api("assignments/fetch", {"course_id": "dlcourse", "assignment_id": name})
+    assert fetched.get("success"), fetched
+    notebook = lab.root_dir / name / f"{name}.ipynb"
+    assert notebook.read_bytes() == (ROOT / "exercises" / name / f"{name}.ipynb").read_bytes()
+    submitted = lab.api("assignments/submit", {"course_id": "dlcourse", "assignment_id": name})
+    assert submitted.get("success"), submitted
+    inbound = list((lab.exchange / "dlcourse" / "inbound").glob(f"*+{name}+*"))
+    assert len(inbound) == 1, inbound
+    assert (inbound[0] / f"{name}.ipynb").read_bytes() == notebook.read_bytes()
+    assert (inbound[0] / "timestamp.txt").read_text().strip()
+    listed = lab.api("assignments?course_id=dlcourse")
+    assert any(a["assignment_id"] == name and a["status"] == "submitted" for a in listed["value"]), listed
 
 
 def test_make_lab_finds_the_course_nbgrader_config(lab, validated):

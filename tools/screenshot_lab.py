@@ -48,6 +48,7 @@ class Lab:
     token: str
     log: Path
     root_dir: Path
+    exchange: Path | None = None
 
     def api(self, path: str, data: dict | None = None, timeout: float = 300) -> dict:
         """GET (or POST form data to) the server; the decoded JSON answer."""
@@ -62,8 +63,10 @@ class Lab:
 
 
 @contextlib.contextmanager
-def make_lab(notebook_dir: Path, *, timeout: float = 600):
+def make_lab(notebook_dir: Path, *, timeout: float = 600, exchange: Path | None = None):
     """Run `make lab` (headless, on a free local port, with a token) serving notebook_dir.
+
+    Its local nbgrader exchange is `exchange`, or a temporary folder removed on exit (`Lab.exchange`).
 
     The server runs in its own process group, which is ended on exit. Its log is kept in a
     temporary file (`Lab.log`). Waits until the server answers, at most `timeout` seconds
@@ -79,13 +82,15 @@ def make_lab(notebook_dir: Path, *, timeout: float = 600):
     # Fresh JupyterLab settings and workspace: no tabs restored from an earlier session, and the
     # user's own settings are not touched.
     state = Path(tempfile.mkdtemp(prefix="dlcourse-lab-state-"))
+    exchange = Path(exchange) if exchange else state / "exchange"
     env = dict(os.environ, JUPYTERLAB_SETTINGS_DIR=str(state / "settings"),
                JUPYTERLAB_WORKSPACES_DIR=str(state / "workspaces"))
     with log.open("w") as out:
-        proc = subprocess.Popen(["make", "-s", "lab", f"LAB_DIR={notebook_dir}", f"LAB_ARGS={' '.join(args)}"],
+        proc = subprocess.Popen(["make", "-s", "lab", f"LAB_DIR={notebook_dir}", f"LAB_ARGS={' '.join(args)}",
+                                 f"LAB_EXCHANGE={exchange}"],
                                 cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 start_new_session=True, env=env)
-    lab = Lab(f"http://127.0.0.1:{port}", token, log, Path(notebook_dir))
+    lab = Lab(f"http://127.0.0.1:{port}", token, log, Path(notebook_dir), exchange)
     try:
         deadline = time.monotonic() + timeout
         while True:
