@@ -287,3 +287,95 @@ def plot_cnn_architecture(layers, input_shape, *, ax=None, title: str | None = N
     total = sum(p for _, _, p in rows)
     ax.set_title(title or f"The CNN, layer by layer ({total:,} parameters)")
     return ax
+
+
+def plot_lstm_cell(*, ax=None, title: str | None = None):
+    """One LSTM cell as a diagram: the cell state c runs along the top, the gates below it.
+
+    From the left come the previous state h_{t-1} and cell state c_{t-1}, from below the input x_t.
+    Four boxes read [h_{t-1}, x_t] through their own weights: the forget gate f_t (sigmoid), the
+    input gate i_t (sigmoid), the candidate g_t (tanh) and the output gate o_t (sigmoid). Circles
+    are element-wise operations: c_t = f_t * c_{t-1} + i_t * g_t along the top, and
+    h_t = o_t * tanh(c_t) leaving on the right. Taught in the chapter "Recurrent neural networks
+    and LSTMs" (Keras stores the four blocks of weights in the order i, f, g, o).
+    """
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Circle, FancyArrowPatch, FancyBboxPatch, Rectangle
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(9, 5))
+
+    def arrow(p, q, colour="black", lw=1.4):
+        ax.add_patch(FancyArrowPatch(p, q, arrowstyle="-|>", mutation_scale=13, linewidth=lw,
+                                     color=colour, shrinkA=0, shrinkB=0))
+
+    def line(points, colour="black", lw=1.4):
+        xs, ys = zip(*points)
+        ax.plot(xs, ys, color=colour, lw=lw, solid_capstyle="round")
+
+    def gate(x, y, text, colour, label):
+        ax.add_patch(FancyBboxPatch((x - 0.42, y - 0.3), 0.84, 0.6, boxstyle="round,pad=0.03",
+                                    facecolor=colour, edgecolor="black"))
+        ax.text(x, y, text, ha="center", va="center", fontsize=12)
+        ax.text(x, y - 0.52, label, ha="center", va="top", fontsize=9, color="0.25")
+
+    def op(x, y, text):
+        ax.add_patch(Circle((x, y), 0.24, facecolor="white", edgecolor="black", zorder=3))
+        ax.text(x, y, text, ha="center", va="center", fontsize=13, zorder=4)
+
+    ax.add_patch(Rectangle((0.9, 0.55), 8.0, 5.0, facecolor="#f3f6f9", edgecolor="0.6", lw=1))
+    ax.text(8.8, 0.7, "LSTM cell", ha="right", va="bottom", fontsize=9, color="0.4")
+    top, gates_y, bottom = 4.8, 2.5, 1.0
+    f_x, i_x, g_x, o_x, out_x = 2.5, 3.8, 5.1, 6.6, 7.8
+    # the cell state, along the top: c_{t-1} -> x f_t -> + i_t g_t -> c_t
+    line([(0.2, top), (f_x - 0.24, top)], "C3", 2.2)
+    line([(f_x + 0.24, top), (g_x - 0.24, top)], "C3", 2.2)
+    arrow((g_x + 0.24, top), (9.6, top), "C3", 2.2)
+    ax.text(0.15, top + 0.15, "$c_{t-1}$", ha="left", va="bottom", fontsize=12, color="C3")
+    ax.text(9.65, top + 0.15, "$c_t$", ha="right", va="bottom", fontsize=12, color="C3")
+    op(f_x, top, r"$\times$")
+    op(g_x, top, "$+$")
+    # the inputs, along the bottom: h_{t-1} from the left, x_t from below
+    line([(0.2, bottom), (o_x - 0.25, bottom)])
+    ax.text(0.15, bottom + 0.12, "$h_{t-1}$", ha="left", va="bottom", fontsize=12)
+    arrow((1.5, 0.05), (1.5, bottom - 0.02))
+    ax.text(1.62, 0.15, "$x_t$", ha="left", va="bottom", fontsize=12)
+    # four gates, each reading [h_{t-1}, x_t]
+    for x, text, colour, label in [(f_x, r"$\sigma$", "#fff2cc", "forget\ngate $f_t$"),
+                                   (i_x, r"$\sigma$", "#fff2cc", "input\ngate $i_t$"),
+                                   (g_x, "tanh", "#cfe2f3", "candidate\n$g_t$"),
+                                   (o_x, r"$\sigma$", "#fff2cc", "output\ngate $o_t$")]:
+        arrow((x - 0.25, bottom), (x - 0.25, gates_y - 0.33))
+        gate(x, gates_y, text, colour, "")
+        ax.text(x - 0.12, gates_y - 0.42, label, ha="left", va="top", fontsize=8.5, color="0.25",
+                linespacing=1.1)
+    arrow((f_x, gates_y + 0.33), (f_x, top - 0.26))                # f_t multiplies c_{t-1}
+    op(g_x, 3.75, r"$\times$")                                     # i_t * g_t
+    arrow((g_x, gates_y + 0.33), (g_x, 3.75 - 0.26))
+    line([(i_x, gates_y + 0.33), (i_x, 3.75)])
+    arrow((i_x, 3.75), (g_x - 0.26, 3.75))
+    arrow((g_x, 3.75 + 0.24), (g_x, top - 0.26))
+    # the output: h_t = o_t * tanh(c_t)
+    line([(out_x, top), (out_x, 4.1)], "C3", 1.6)
+    ax.add_patch(FancyBboxPatch((out_x - 0.38, 3.55), 0.76, 0.5, boxstyle="round,pad=0.03",
+                                facecolor="#cfe2f3", edgecolor="black"))
+    ax.text(out_x, 3.8, "tanh", ha="center", va="center", fontsize=11)
+    arrow((out_x, 3.55), (out_x, gates_y + 0.26))
+    op(out_x, gates_y, r"$\times$")
+    line([(o_x + 0.42, gates_y), (out_x - 0.24, gates_y)])
+    arrow((out_x + 0.24, gates_y), (9.6, gates_y))
+    ax.text(9.65, gates_y + 0.12, "$h_t$", ha="right", va="bottom", fontsize=12)
+    ax.text(5.0, 5.65, r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t$", ha="center", va="bottom", fontsize=11,
+            color="C3")
+    ax.text(9.55, 1.75, r"$h_t = o_t \odot \tanh(c_t)$", ha="right", va="center", fontsize=10)
+    ax.set_xlim(0, 9.8)
+    ax.set_ylim(-0.1, 6.1)
+    ax.set_aspect("equal")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_xlabel(r"one time step: $h_{t-1}$ and $c_{t-1}$ come in from the left, $x_t$ from below;"
+                  r" $h_t$ and $c_t$ go on to step $t + 1$")
+    ax.set_title(title or "An LSTM cell: the cell state runs along the top, gates decide what passes")
+    return ax

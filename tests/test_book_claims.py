@@ -10,6 +10,10 @@ This test reads the chapters' sources, without executing them:
   phrase, unless it is listed in NOT_MEASURED (a theorem, a quoted publication, a definition);
 - every claimed phrase still stands in the prose (a claim cannot outlive its sentence);
 - every cell with a claim is removed from the page (the reader sees the sentence, not the check).
+
+Check questions (`:::{check-question}` ... `:::`, tools/dlcourse_book.py) are not scanned: their
+wrong options are false on purpose, and their feedback reasons from definitions; the numbers their
+answers use are checked by `assert`s in hidden cells of the chapter, like any other number.
 """
 import ast
 import re
@@ -84,6 +88,9 @@ def _split_source(text: str):
             continue
         if line.strip() == "$$" or (line.startswith("$$") and not line.rstrip().endswith("$$")):
             i = next(j for j in range(i + 1, len(lines)) if lines[j].strip().endswith("$$")) + 1
+            continue
+        if line.startswith(":::{check-question}"):             # a reader's exercise, not a result
+            i = next(j for j in range(i + 1, len(lines)) if lines[j].rstrip() == ":::") + 1
             continue
         if line.strip() and not line.startswith(("#", ":::", "<!--", "|---", ":class:")):
             block.append(line.strip())
@@ -180,6 +187,12 @@ def test_the_scanner_recognises_a_typed_verdict():
     sentences = _sentences(prose[0])
     unclaimed = [s for s in sentences if VERDICT.search(_plain(s)) and "The LSTM wins" not in s]
     assert unclaimed == ["Here the simpler CD-1 does better than PCD."]
+
+
+def test_the_scanner_skips_check_questions_whose_wrong_options_are_false_on_purpose():
+    prose, _ = _split_source("# T\n\nBefore.\n\n:::{check-question} Which is faster?\n- [ ] A beats B\n\n"
+                             "  No.\n- [x] B\n\n  Yes.\n:::\n\nThe LSTM wins.\n")
+    assert prose == [["Before."], ["The LSTM wins."]]
 
 
 def test_claim_fails_the_build_when_the_outcome_flips():

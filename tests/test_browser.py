@@ -35,7 +35,7 @@ import yaml
 from conftest import ROOT, book_build_dir, book_source
 
 sys.path.insert(0, str(ROOT / "tools"))
-from browser.pages import NOISE, Toc, file_path, visit  # noqa: E402
+from browser.pages import NOISE, Toc, answer_check_question, file_path, visit  # noqa: E402
 from chromium import chromium, missing  # noqa: E402
 
 TOC = Toc.read(book_source())
@@ -214,6 +214,58 @@ def test_repository_address_is_written_in_one_place():
     assert config_text.count(url) == 1
     for path in ["README.md", "Makefile", "pyproject.toml", "environment.yml", *(str(p.relative_to(book_source())) for p in (book_source() / "book").glob("*.md"))]:
         assert url not in (book_source() / path).read_text(), f"{path} repeats the repository address"
+
+
+# --- chapters: check questions and the first screen -------------------------------------------
+
+@pytest.mark.parametrize("page", TOC.chapters)
+def test_chapter_has_a_few_check_questions(seen, page):
+    count = seen[page].report["check_questions"]
+    assert 3 <= count <= 5, f"{page}: {count} check questions; a chapter has 3 to 5 (`check-question` directive)"
+
+
+@pytest.fixture(scope="module")
+def answered(seen, browser, book):
+    """Each chapter's first screen, as a reader opens it; then its first check question answered
+    wrongly, then rightly, by clicking the options. Screenshots: first-screen-<chapter>.png and
+    check-question-<chapter>-wrong.png / -right.png in <_build>/screenshots/."""
+    from chromium import screenshot
+
+    shots = book.build / "screenshots"
+    results = {}
+    for page in TOC.chapters:
+        slug = page.split("/")[-1]
+        browser.get((book.html / f"{page}.html").as_uri())
+        screenshot(browser, shots / f"first-screen-{slug}.png", full_page=False)
+        wrong = answer_check_question(browser, 0, right=False)
+        screenshot(browser, shots / f"check-question-{slug}-wrong.png", full_page=False)
+        right = answer_check_question(browser, 0, right=True)
+        screenshot(browser, shots / f"check-question-{slug}-right.png", full_page=False)
+        results[page] = {"wrong": wrong, "right": right, "errors": [
+            e["message"] for e in browser.get_log("browser") if e["level"] == "SEVERE"]}
+    return results
+
+
+@pytest.mark.parametrize("page", TOC.chapters)
+def test_a_check_question_answers_a_wrong_click_and_a_right_click_at_once(answered, page):
+    wrong, right = answered[page]["wrong"], answered[page]["right"]
+    assert wrong["options"] >= 2 and wrong["rights"] >= 1, wrong
+    # A wrong option: its own feedback shows at once, saying so; no other option is open.
+    assert wrong["open"] == ["wrong"] and wrong["answered"] == "wrong", wrong
+    assert len(wrong["feedback"]) == 1 and wrong["feedback"][0].startswith("Not quite."), wrong
+    # Then a right one: it closes the wrong one and says why it is right.
+    assert right["open"] == ["right"] and right["answered"] == "right", right
+    assert len(right["feedback"]) == 1 and right["feedback"][0].startswith("Right."), right
+    assert len(right["feedback"][0]) > len("Right. ") + 10, f"{page}: the right answer explains nothing: {right}"
+    assert not answered[page]["errors"], answered[page]["errors"]
+
+
+def test_first_screens_and_answered_questions_are_kept_as_screenshots(answered, book):
+    for page in TOC.chapters:
+        slug = page.split("/")[-1]
+        for name in (f"first-screen-{slug}", f"check-question-{slug}-wrong", f"check-question-{slug}-right"):
+            shot = book.build / "screenshots" / f"{name}.png"
+            assert shot.exists() and shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot {shot}"
 
 
 # --- exercises page --------------------------------------------------------------------------

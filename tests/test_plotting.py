@@ -110,3 +110,14 @@ BAD_ARGUMENTS = [
 def test_bad_arguments_raise_a_value_error_naming_the_argument(function, args, kwargs, name):
     with pytest.raises(ValueError, match=name):
         function(*args, **kwargs)
+
+
+def test_plot_lstm_cell_names_the_gates_and_both_states():
+    ax = plotting.plot_lstm_cell()
+    words = " ".join(texts(ax))
+    for name in ["forget", "input", "candidate", "output", "$c_{t-1}$", "$c_t$", "$h_{t-1}$", "$h_t$", "$x_t$",
+                 r"$c_t = f_t \odot c_{t-1} + i_t \odot g_t$", r"$h_t = o_t \odot \tanh(c_t)$"]:
+        assert name in words, f"the LSTM diagram does not show {name!r}: {words}"
+    assert ax.get_title() and ax.get_xlabel()
+    fig, given = plt.subplots()
+    assert plotting.plot_lstm_cell(ax=given, title="mine") is given and given.get_title() == "mine"

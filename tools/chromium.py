@@ -70,7 +70,8 @@ def chromium(width: int = 1280, height: int = 900):
 
 def screenshot(driver, path: Path, *, full_page: bool = True, tile_height: int = 12000) -> list[Path]:
     """Save PNGs of the page: the window, or the whole scrollable page in tiles of at most
-    tile_height pixels (`name.png`, then `name-2.png`, `name-3.png`, ... for a long page)."""
+    tile_height pixels (`name.png`, then `name-2.png`, `name-3.png`, ... for a long page). The tiles
+    of a page share its height equally, so that none is a thin, almost empty strip."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     for old in path.parent.glob(f"{path.stem}-[0-9]*.png"):
@@ -83,6 +84,8 @@ def screenshot(driver, path: Path, *, full_page: bool = True, tile_height: int =
     width = driver.execute_script("return document.documentElement.clientWidth")
     height = int(size["height"])
     paths = []
+    tiles = max(1, -(-height // tile_height))
+    tile_height = max(1, -(-height // tiles))
     for i, top in enumerate(range(0, height, tile_height)):
         shot = driver.execute_cdp_cmd("Page.captureScreenshot", {
             "format": "png", "captureBeyondViewport": True,

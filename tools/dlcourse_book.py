@@ -14,11 +14,16 @@
 - sphinx-thebe registers its configuration script once per reading phase, and Jupyter Book runs
   two, so every page declared `THEBE_JS_URL` twice (a JavaScript error in the browser console):
   duplicate scripts are dropped from each page.
+- Check questions: the `check-question` directive (`CheckQuestion`) renders an ungraded multiple-choice
+  question whose options each open their own feedback, right or wrong, at once, in the static page
+  (HTML `<details>` and CSS; a few lines of JavaScript close the other options). Its CSS and JS are
+  served from the book (`tools/dlcourse_static/`), never from a CDN.
 """
 import json
 from pathlib import Path
 
 RESULTS_PAGE = "book/results"
+STATIC = Path(__file__).resolve().parent / "dlcourse_static"
 
 
 def toc_source_patterns(site_map, source_suffix, srcdir) -> list[str]:
@@ -116,6 +121,149 @@ def _executed_notebook_for_download(app, doctree):
     path.write_text(nbformat.writes(merged), encoding="utf8")
 
 
+# --- check questions ---------------------------------------------------------------------------
+
+from docutils import nodes
+from docutils.parsers.rst import Directive, directives
+
+
+class check_question(nodes.General, nodes.Element):
+    """A check question: its text, then a list of options (`check_option`)."""
+
+
+class check_option(nodes.General, nodes.Element):
+    """One option: its label (`check_label`), then the feedback shown when it is chosen.
+    `node["correct"]` says whether it is a right answer."""
+
+
+class check_label(nodes.TextElement):
+    """The option's text, what the reader clicks."""
+
+
+class CheckQuestion(Directive):
+    """An ungraded multiple-choice question with feedback for every option::
+
+        :::{check-question} A $5 \\times 5$ filter with stride 1 and no padding on a $28 \\times 28$ image?
+        - [ ] $28 \\times 28$
+
+          Not without padding: the filter fits $28 - 5 + 1$ times along each axis.
+        - [x] $24 \\times 24$
+
+          $\\lfloor (28 - 5)/1 \\rfloor + 1 = 24$.
+        :::
+
+    The argument (optional) and any paragraphs before the list are the question. The content's last
+    bullet list holds the options: each item starts with `[x]` (a right answer) or `[ ]` (a wrong
+    one), and its next paragraphs are the feedback, shown with "Right." or "Not quite." when the
+    reader clicks the option. A question needs two options or more, at least one right, and
+    feedback for each; otherwise the directive reports an error (which `-W` turns into a failed
+    build). In the downloaded notebook the cell reads as the question and its marked list.
+    """
+    optional_arguments = 1
+    final_argument_whitespace = True
+    has_content = True
+    option_spec = {"class": directives.class_option}
+
+    def run(self):
+        body = nodes.container()
+        self.state.nested_parse(self.content, self.content_offset, body)
+        lists = [i for i, child in enumerate(body.children) if isinstance(child, nodes.bullet_list)]
+        if not lists:
+            raise self.error("check-question: expected a bullet list of options, "
+                             "each starting with [x] (right) or [ ] (wrong)")
+        options_list = body.children[lists[-1]]
+        question_nodes = body.children[:lists[-1]] + body.children[lists[-1] + 1:]
+        node = check_question(classes=["dl-check"] + self.options.get("class", []))
+        self.add_name(node)
+        if self.arguments:
+            text_nodes, messages = self.state.inline_text(self.arguments[0], self.lineno)
+            node += nodes.paragraph("", "", *text_nodes, classes=["dl-check-stem"])
+            node += messages
+        for child in question_nodes:
+            node += child
+        options = []
+        for number, item in enumerate(options_list.children, start=1):
+            first = item.children[0] if item.children else None
+            marker = first.astext()[:3] if isinstance(first, nodes.paragraph) else ""
+            if marker not in ("[x]", "[X]", "[ ]"):
+                raise self.error(f"check-question: option {number} must start with [x] (right) or "
+                                 f"[ ] (wrong), found {first.astext()[:40] if first else 'nothing'!r}")
+            if len(item.children) < 2:
+                raise self.error(f"check-question: option {number} ({first.astext()[:40]!r}) has no "
+                                 "feedback: add a paragraph under it saying why it is right or wrong")
+            correct = marker.lower() == "[x]"
+            label = check_label()
+            for child in first.children:
+                label += child
+            _strip_marker(label)
+            option = check_option(correct=correct,
+                                  classes=["dl-check-option", "dl-check-right" if correct else "dl-check-wrong"])
+            option += label
+            feedback = nodes.container(classes=["dl-check-feedback"])
+            verdict = nodes.strong("", "Right. " if correct else "Not quite. ", classes=["dl-check-verdict"])
+            paragraphs = item.children[1:]
+            if isinstance(paragraphs[0], nodes.paragraph):
+                paragraphs[0].insert(0, verdict)
+            else:
+                feedback += nodes.paragraph("", "", verdict)
+            for child in paragraphs:
+                feedback += child
+            option += feedback
+            options.append(option)
+        if len(options) < 2 or not any(o["correct"] for o in options):
+            raise self.error("check-question: expected two options or more, at least one marked [x]")
+        choices = nodes.bullet_list(classes=["dl-check-options"])
+        for option in options:
+            choices += nodes.list_item("", option)
+        node += choices
+        return [node]
+
+
+def _strip_marker(label):
+    """Remove the leading `[x] ` / `[ ] ` from the first text of an option's label."""
+    for index, child in enumerate(label.children):
+        if isinstance(child, nodes.Text):
+            label.replace(child, nodes.Text(child.astext()[3:].lstrip()))
+            return
+
+
+def _visit_check_question(self, node):
+    self.body.append(self.starttag(node, "div", role="group", **{"aria-label": "Check question"}))
+    self.body.append('<p class="dl-check-label">Check your understanding</p>\n')
+
+
+def _depart_div(self, node):
+    self.body.append("</div>\n")
+
+
+def _visit_check_option(self, node):
+    self.body.append(self.starttag(node, "details"))
+
+
+def _depart_check_option(self, node):
+    self.body.append("</details>\n")
+
+
+def _visit_check_label(self, node):
+    self.body.append(self.starttag(node, "summary", suffix=""))
+
+
+def _depart_check_label(self, node):
+    self.body.append("</summary>\n")
+
+
+def _visit_plain(self, node):
+    pass
+
+
+def _depart_plain(self, node):
+    pass
+
+
+def _serve_static(app, config):
+    config.html_static_path = list(config.html_static_path) + [str(STATIC)]
+
+
 def setup(app):
     # A fingerprint of this file as a config value: when the extension changes, Sphinx re-reads
     # and re-writes every page (the execution cache keeps that fast), so no page keeps old output.
@@ -126,4 +274,12 @@ def setup(app):
     app.connect("env-get-outdated", _results_page_depends_on_chapters)
     app.connect("html-page-context", _drop_duplicate_scripts)
     app.connect("doctree-read", _executed_notebook_for_download)
+    plain = (_visit_plain, _depart_plain)
+    app.add_node(check_question, html=(_visit_check_question, _depart_div), latex=plain, text=plain)
+    app.add_node(check_option, html=(_visit_check_option, _depart_check_option), latex=plain, text=plain)
+    app.add_node(check_label, html=(_visit_check_label, _depart_check_label), latex=plain, text=plain)
+    app.add_directive("check-question", CheckQuestion)
+    app.connect("config-inited", _serve_static)
+    app.add_css_file("dlcourse-check.css")
+    app.add_js_file("dlcourse-check.js", defer="defer")
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -62,6 +62,7 @@ return {
   notebook_downloads: q('a.btn-download-notebook-button').map(a => a.href),
   launch: q('.dropdown-launch-buttons a').map(a => ({text: a.textContent.trim(), href: a.href})),
   downloads: q('a.download, a.reference.download').map(a => ({text: a.textContent.trim(), href: a.href})),
+  check_questions: q(".dl-check").length,
 };
 """
 
@@ -131,3 +132,38 @@ def visit(driver, html_dir: Path, page: str, screenshot_dir: Path | None = None)
     shots = screenshot(driver, screenshot_dir / f"{page}.png") if screenshot_dir is not None else []
     errors, requests = _drain_logs(driver)
     return PageReport(page, report, mathjax, errors, requests, shots, time.monotonic() - start)
+
+
+# --- check questions (the `check-question` directive of tools/dlcourse_book.py) -------------------
+
+# Clicks one option of the index-th check question on the page, as a reader does, and reports what
+# the question then shows: which options are open, and the text of the feedback a reader can see.
+ANSWER_CHECK_JS = r"""
+const [index, right] = arguments;
+const question = document.querySelectorAll('.dl-check')[index];
+const option = question.querySelector(right ? '.dl-check-option.dl-check-right' : '.dl-check-option.dl-check-wrong');
+question.scrollIntoView({block: 'center'});
+option.querySelector('summary').click();
+"""
+
+CHECK_STATE_JS = r"""
+const question = document.querySelectorAll('.dl-check')[arguments[0]];
+const visible = e => e.checkVisibility ? e.checkVisibility() : e.offsetHeight > 0;
+const options = [...question.querySelectorAll('.dl-check-option')];
+return {
+  answered: question.getAttribute('data-answered'),
+  open: options.filter(o => o.open).map(o => o.classList.contains('dl-check-right') ? 'right' : 'wrong'),
+  feedback: options.map(o => o.querySelector('.dl-check-feedback'))
+                   .filter(visible).map(f => f.innerText.trim()),
+  options: options.length,
+  rights: options.filter(o => o.classList.contains('dl-check-right')).length,
+};
+"""
+
+
+def answer_check_question(driver, index: int, right: bool) -> dict:
+    """Click a right (or a wrong) option of the page's index-th check question; return what the
+    question shows then: {answered, open, feedback, options, rights}."""
+    driver.execute_script(ANSWER_CHECK_JS, index, right)
+    time.sleep(0.2)  # the toggle event is asynchronous
+    return driver.execute_script(CHECK_STATE_JS, index)
