@@ -195,6 +195,11 @@ def test_chapter_offers_its_executed_notebook_for_download(seen, page):
     assert code and all(c.get("execution_count") for c in code), f"{page}: the notebook is not executed"
     assert not [o for c in code for o in c.outputs if o.output_type == "error"], f"{page}: error outputs"
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.lstrip().startswith("#")
+    # a check question reads as a question with its answers folded away, not as the directive's
+    # source with the right options marked
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    assert "{check-question}" not in markdown and "- [x]" not in markdown, f"{page}: raw check questions"
+    assert markdown.count("**Check question.**") == markdown.count("<summary>Answers</summary>") >= 3, page
 
 
 @pytest.mark.parametrize("page", TOC.chapters)

@@ -20,6 +20,7 @@
   served from the book (`tools/dlcourse_static/`), never from a CDN.
 """
 import json
+import re
 from pathlib import Path
 
 RESULTS_PAGE = "book/results"
@@ -106,19 +107,56 @@ def _executed_notebook_for_download(app, doctree):
     path = Path(config.output_folder, *parts[:-1], parts[-1] + ".ipynb")
     if not path.exists():
         return
-    notebook = json.loads(path.read_text(encoding="utf8"))
-    code = [c for c in notebook.get("cells", []) if c.get("cell_type") == "code"]
-    if not code or any(c.get("outputs") or c.get("execution_count") for c in code):
-        return
     import nbformat
-    from jupyter_cache import get_cache
 
-    cache = get_cache(config.execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache"))
-    try:
-        _, merged = cache.merge_match_into_notebook(nbformat.reads(json.dumps(notebook), as_version=4))
-    except KeyError:  # not in the cache (e.g. a notebook that is not executed)
-        return
-    path.write_text(nbformat.writes(merged), encoding="utf8")
+    text = path.read_text(encoding="utf8")
+    notebook = nbformat.reads(text, as_version=4)
+    code = [c for c in notebook.cells if c.cell_type == "code"]
+    if code and not any(c.get("outputs") or c.get("execution_count") for c in code):
+        from jupyter_cache import get_cache
+
+        cache = get_cache(config.execution_cache_path or str(Path(app.outdir).parent / ".jupyter_cache"))
+        try:
+            _, notebook = cache.merge_match_into_notebook(notebook)
+        except KeyError:  # not in the cache (e.g. a notebook that is not executed)
+            pass
+    for cell in notebook.cells:
+        if cell.cell_type == "markdown" and "{check-question}" in cell.source:
+            cell.source = student_check_questions(cell.source)
+    out = nbformat.writes(notebook)
+    if out != text:
+        path.write_text(out, encoding="utf8")
+
+
+_CHECK = re.compile(r"^:::\{check-question\}[ \t]*(?P<title>[^\n]*)\n(?P<body>.*?)^:::[ \t]*$", re.S | re.M)
+_OPTION = re.compile(r"^- \[(?P<mark>[ xX])\] ?(?P<label>.*)$")
+
+
+def student_check_questions(markdown: str) -> str:
+    """A check question as a reader of the downloaded notebook sees it in JupyterLab: the question,
+    its options lettered, and the answers folded away (HTML ``<details>``), instead of the
+    directive's source with the right options marked ``[x]``."""
+    def one(match: re.Match) -> str:
+        question, options = [match.group("title").strip()], []
+        for line in match.group("body").splitlines():
+            opt = _OPTION.match(line)
+            if opt:
+                options.append([opt.group("mark").lower() == "x", opt.group("label").strip(), []])
+            elif options:
+                options[-1][2].append(line.strip())
+            elif line.strip():
+                question.append(line.strip())
+        letters = "abcdefghijklmnopqrstuvwxyz"
+        lines = ["**Check question.** " + " ".join(q for q in question if q), ""]
+        lines += [f"- ({letters[i]}) {label}" for i, (_, label, _) in enumerate(options)]
+        lines += ["", "<details><summary>Answers</summary>", ""]
+        for i, (right, label, feedback) in enumerate(options):
+            why = " ".join(f for f in feedback if f)
+            lines += [f"- ({letters[i]}) **{'Right' if right else 'Not quite'}.** {why}"]
+        lines += ["", "</details>"]
+        return "\n".join(lines)
+
+    return _CHECK.sub(one, markdown)
 
 
 # --- check questions ---------------------------------------------------------------------------
