@@ -192,3 +192,22 @@ def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points(
     student's own at the end of every answer cell change no test's verdict and no graded training
     run: each training starts from the seed its locked part sets."""
     assert_same_results(ex, ["ae_error", "denoised_error"])
+
+
+# --- Part 6: the largest code size at which the autoencoder wins (graded on the test digits) ------
+@pytest.mark.parametrize("size, words", [
+    (4, "try larger codes"),      # part 4's size: it wins there, and still at 8
+    (16, "try smaller codes"),    # PCA is about as good there
+    (32, "try smaller codes"),
+])
+def test_part6_rejects_sizes_that_are_not_the_largest(size, words):
+    assert_rejected(run_part("part6", f"largest_code_size = {size}\n"), words)
+
+
+def test_part6_accepts_the_size_as_a_numpy_integer():
+    outcome = run_part("part6", "largest_code_size = np.int64(8)\n")
+    assert outcome.passed, outcome.error
+
+
+def test_part6_says_what_kind_of_number():
+    assert_rejected(run_part("part6", "largest_code_size = 64\n"), "from 1 to 32")

@@ -172,3 +172,32 @@ def test_part5_rejects_a_model_trained_on_the_test_set():
     answer = ex.source("part5_answer").replace("digits_model.fit(X_train, Y_train,", "digits_model.fit(X_test, Y_test,")
     assert answer != ex.source("part5_answer")
     assert_rejected(run_part("part5", answer), "X_train")
+
+
+# --- Part 6: the design for small images (graded by the outcome on the test digits) ----------------
+def test_part6_rejects_the_taught_padding_and_pooling_on_8x8_digits():
+    """'valid' padding with two poolings leaves one pixel per filter: about 92 % (five seeds,
+    benchmarks/mutation-report.md), under the 95 % the part asks for."""
+    assert_rejected(run_part("part6", 'cnn_padding = "valid"\ncnn_pool_size = 2\n'), "one pixel")
+
+
+def test_part6_accepts_another_design_that_keeps_the_image():
+    """No pooling at all keeps a 6 x 6 map with 'valid' padding: a correct design too."""
+    outcome = run_part("part6", 'cnn_padding = "valid"\ncnn_pool_size = 1\n')
+    assert outcome.passed, outcome.error
+
+
+@pytest.mark.parametrize("answer, words", [
+    ('cnn_padding = "full"\ncnn_pool_size = 2\n', "'valid' or 'same'"),
+    ('cnn_padding = "same"\ncnn_pool_size = "2"\n', "1 or 2"),
+])
+def test_part6_says_which_choices_there_are(answer, words):
+    assert_rejected(run_part("part6", answer), words)
+
+
+def test_part5_rejects_a_model_built_for_other_images():
+    """build_model((9, 8, 1), 10) has the same layers and parameters and trains on 8 x 8 digits all
+    the same: only its declared input shape tells it apart (a mutant that survived)."""
+    answer = ex.source("part5_answer").replace("build_model((8, 8, 1), 10)", "build_model((9, 8, 1), 10)")
+    assert answer != ex.source("part5_answer")
+    assert_rejected(run_part("part5", answer), "input shape")

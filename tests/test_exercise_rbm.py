@@ -299,3 +299,23 @@ def test_solution_passes_every_test_and_blank_fails_every_test():
     assert not solved.failing(), solved.failing()
     blank = ex.run(base="blank")
     assert all(not blank.passed(gid) for gid in ex.test_ids())
+
+
+# --- Part 6: the smallest RBM that does the job (graded on held-out digits) ---------------------
+@pytest.mark.parametrize("size, words", [
+    (4, "too few hidden units"),            # no better than the pixel means
+    (16, "a smaller RBM does the job"),     # works, but so does one of 8 units
+    (100, "a smaller RBM does the job"),
+])
+def test_part6_rejects_sizes_that_are_not_the_smallest(size, words):
+    assert_rejected(run_part("part6", f"n_hidden_needed = {size}\n"), words)
+
+
+@pytest.mark.parametrize("size", ["7", "8", "np.int64(8)"])
+def test_part6_accepts_the_smallest_sizes(size):
+    outcome = run_part("part6", f"n_hidden_needed = {size}\n")
+    assert outcome.passed, outcome.error
+
+
+def test_part6_says_what_kind_of_number():
+    assert_rejected(run_part("part6", "n_hidden_needed = 8.0\n"), "whole number")

@@ -218,3 +218,19 @@ def test_answers_that_rebind_builtins_scratch_names_and_the_seed_lose_no_points(
     student's own at the end of every answer cell change no test's verdict and no graded training
     run: each training starts from the seed its locked part sets."""
     assert_same_results(ex, ["val_mse"])
+
+
+# --- Part 5: the length where the SimpleRNN gives up (graded on new sequences) -------------------
+def test_part5_rejects_a_length_where_the_simple_layer_still_learns():
+    assert_rejected(run_part("part5", "long_length = 10\n"), "try longer sequences")
+
+
+def test_part5_says_what_kind_of_number():
+    assert_rejected(run_part("part5", "long_length = 100\n"), "from 5 to 60")
+
+
+def test_part4_rejects_an_lstm_of_another_size():
+    """LSTM(17) learns the adding problem too, but the task asks for 16 units (a surviving mutant)."""
+    answer = ex.source("part4_answer").replace("keras.layers.LSTM(16)", "keras.layers.LSTM(17)")
+    assert answer != ex.source("part4_answer")
+    assert_rejected(run_part("part4", answer), "16 units")

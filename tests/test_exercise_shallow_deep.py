@@ -258,3 +258,24 @@ def test_solution_passes_every_test_and_the_blank_notebook_none():
     assert not solved.failing(), {gid: solved.message(gid) for gid in solved.failing()}
     blank = ex.run(base="blank")
     assert all(not blank.passed(gid) for gid in ex.test_ids())
+
+
+# --- Part 6: make ten layers learn (graded by the outcome on new sequences) ----------------------
+def test_part6_rejects_sigmoid_layers_trained_with_sgd():
+    """Ten sigmoid layers stay at chance (about 10 % for five seeds, with either initializer)."""
+    outcome = run_part("part6", 'deep_activation = "sigmoid"\ndeep_initializer = "glorot_uniform"\n')
+    assert_rejected(outcome, "part 4")
+
+
+@pytest.mark.parametrize("answer", [
+    'deep_activation = "tanh"\ndeep_initializer = "glorot_uniform"\n',     # tanh's slope is 1 at 0
+    'deep_activation = " ReLU"[1:].lower()\ndeep_initializer = "glorot_uniform"\n',
+])
+def test_part6_accepts_other_designs_that_learn(answer):
+    outcome = run_part("part6", answer)
+    assert outcome.passed, outcome.error
+
+
+def test_part6_says_which_names_there_are():
+    assert_rejected(run_part("part6", 'deep_activation = "ReLU"\ndeep_initializer = "he_normal"\n'),
+                    "'sigmoid', 'tanh' or 'relu'")
