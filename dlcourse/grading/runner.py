@@ -62,6 +62,7 @@ class Options:
     max_reruns: int = MAX_RERUNS
     queue: str | None = None            # a Redis URL: graded by `dlcourse worker`s (see jobqueue)
     job_timeout: float | None = None    # with queue: seconds a worker may hold a job without answering
+    autograded_directory: str = "autograded"   # the course's (set by grade from nbgrader_config.py)
 
 
 @dataclass
@@ -95,18 +96,14 @@ def load_config(config_file: Path | None):
 
 def course_settings(course: Path) -> dict:
     """source/release folders, course id and gradebook URL from the course's nbgrader_config.py."""
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    cfg = Config()
     path = course / "nbgrader_config.py"
-    if path.exists():
-        cfg = PyFileConfigLoader(path.name, path=str(course)).load_config()
+    cfg = load_config(path if path.exists() else None)
     cd = cfg.get("CourseDirectory", {})
     return {"source": cd.get("source_directory", "source"), "release": cd.get("release_directory", "release"),
             "course_id": cd.get("course_id", "default_course"),
             "db_url": cd.get("db_url", f"sqlite:///{course / 'gradebook.db'}"),
             "config": path if path.exists() else None,
+            "cfg": cfg,                          # the whole configuration, read once per run
             "timeout": cfg.get("Execute", {}).get("timeout"),
             "autograded": cd.get("autograded_directory", "autograded"),
             "preprocessors": autograde_preprocessors(cfg),
@@ -273,12 +270,9 @@ def _generate(root: Path, assignment: str, config_file: Path | None, **coursedir
     seconds of CPU before any submission is graded)."""
     from nbgrader.apps.api import NbGraderAPI
     from nbgrader.coursedir import CourseDirectory
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
 
-    cfg = Config()
+    cfg = load_config(config_file)
     if config_file:
-        cfg.merge(PyFileConfigLoader(config_file.name, path=str(config_file.parent)).load_config())
         # nbgrader reads a relative header or footer from the folder it runs in, the course's: this
         # release is made in another folder.
         for trait in ("header", "footer"):
@@ -321,6 +315,7 @@ def grade(opts: Options) -> Outcome:
         _context()
         multiprocessing.forkserver.ensure_running()
     settings = course_settings(opts.course)
+    opts.autograded_directory = settings["autograded"]
     db_url = opts.db_url or settings["db_url"]
     if db_url.startswith(("postgresql://", "postgres://")):
         # SQLAlchemy 2.1 reads postgresql:// as psycopg 3; the course installs psycopg2.
@@ -346,7 +341,7 @@ def grade(opts: Options) -> Outcome:
     students = sorted(set(subs) | enrolled)
     # nbgrader's Autograde.create_student = False: a submission of someone not in the gradebook is
     # not graded (nbgrader autograde refuses it)
-    create_student = load_config(settings["config"]).get("Autograde", {}).get("create_student", True)
+    create_student = settings["cfg"].get("Autograde", {}).get("create_student", True)
     limits = opts.limits
     state: dict[str, dict] = {}
     pending: list[tuple[str, dict]] = []
@@ -476,7 +471,7 @@ def _merge_result(gb, opts: Options, sid: str, result: dict, keep: set[str] = fr
                                   "be graded)")
     else:
         gbm.merge(gb, opts.assignment, sid, result if result.get("scores") else None, keep)
-    dest = opts.course / course_settings(opts.course)["autograded"] / sid / opts.assignment
+    dest = opts.course / opts.autograded_directory / sid / opts.assignment
     for name, path in result.get("autograded", {}).items():
         dest.mkdir(parents=True, exist_ok=True)
         if Path(path).resolve() != (dest / f"{name}.ipynb").resolve():
@@ -698,7 +693,7 @@ def _finish(opts, settings, db_url, tmpl, students, state) -> dict:
     with gbm.open_gradebook(db_url, settings["course_id"]) as gb:
         # the submission time as collected, never one a grading process reported
         gbm.set_timestamps(gb, opts.assignment, {sid: state[sid].get("timestamp") for sid in recorded})
-        gbm.apply_late_penalties(gb, opts.assignment, recorded, load_config(settings["config"]))
+        gbm.apply_late_penalties(gb, opts.assignment, recorded, settings["cfg"])
         stored = {sid for sid in students if state[sid]["status"] == "missing"
                   and gbm.has_grades(gb, opts.assignment, sid)}
         exported = gbm.export_rows(gb, opts.assignment, students)

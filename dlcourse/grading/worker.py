@@ -41,13 +41,7 @@ from . import sandbox as sb  # noqa: E402
 from .messages import Job, Result  # noqa: E402
 
 def _config(job: Job, course: Path, checker: dict):
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    cfg = Config()
-    if job.course_config:
-        path = Path(job.course_config)
-        cfg.merge(PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
+    cfg = _course_config(job)
     work = Path(job.work)
     cfg.CourseDirectory.root = str(course)
     cfg.CourseDirectory.db_url = f"sqlite:///{course / 'gradebook.db'}"
@@ -88,19 +82,12 @@ def _config(job: Job, course: Path, checker: dict):
 
 def _course_ignore(job: Job) -> list[str]:
     """``CourseDirectory.ignore`` of the course (nbgrader's default without one)."""
-    cfg = _config_file(job)
-    return list(CourseDirectory(config=cfg).ignore)
+    return list(CourseDirectory(config=_course_config(job)).ignore)
 
 
-def _config_file(job: Job):
-    from traitlets.config import Config
-    from traitlets.config.loader import PyFileConfigLoader
-
-    cfg = Config()
-    if job.course_config:
-        path = Path(job.course_config)
-        cfg.merge(PyFileConfigLoader(path.name, path=str(path.parent)).load_config())
-    return cfg
+def _course_config(job: Job):
+    from .runner import load_config
+    return load_config(Path(job.course_config) if job.course_config else None)
 
 
 def kernel_limits(limits: dict, uid: int | None) -> dict:
