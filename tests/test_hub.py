@@ -34,7 +34,6 @@ import os
 import pwd
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -52,7 +51,7 @@ from nbtools import Exercise, nbgrader_meta
 
 sys.path.insert(0, str(ROOT / "tools"))
 from chromium import chromium, missing, screenshot  # noqa: E402
-from screenshot_lab import click_validate, dismiss_notifications, free_port  # noqa: E402
+from screenshot_lab import click_validate, dismiss_notifications, free_port, stop_group  # noqa: E402
 
 HUB = ROOT / "hub"
 BIN = Path(sys.executable).parent
@@ -191,14 +190,7 @@ def running_hub():
         yield hub
     finally:
         if proc is not None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGTERM)   # JupyterHub stops the users' servers as it exits
-            try:
-                proc.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
+            stop_group(proc, timeout=60)     # JupyterHub stops the users' servers as it exits
         _remove_users(users)
         shutil.rmtree(root, ignore_errors=True)
 

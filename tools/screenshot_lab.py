@@ -36,6 +36,19 @@ from chromium import chromium  # noqa: E402
 OUTPUT = ROOT / "book" / "images" / "validate-exercise.png"
 
 
+def stop_group(proc: subprocess.Popen, timeout: float) -> None:
+    """Stop a server started in its own process group: SIGTERM (so it can stop what it started),
+    then SIGKILL if it is still there after ``timeout`` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -105,14 +118,7 @@ def make_lab(notebook_dir: Path, *, timeout: float = 600, exchange: Path | None 
                 time.sleep(0.5)
         yield lab
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, timeout=20)
         shutil.rmtree(state, ignore_errors=True)
 
 
